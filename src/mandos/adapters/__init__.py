@@ -1,0 +1,1 @@
+"""Thin adapters that do the I/O around the pure core."""

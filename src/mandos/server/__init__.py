@@ -1,0 +1,1 @@
+"""The mandos server daemon."""
