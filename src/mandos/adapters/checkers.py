@@ -1,0 +1,112 @@
+"""Checker processes: ``/bin/sh -c COMMAND`` per StartChecker effect, in their own process group.
+
+Each checker runs with cwd ``/``, stdin from ``/dev/null`` and no inherited descriptors, its
+output discarded unless ``debug`` is on (REFERENCE A1, A5). When it ends, ``on_exit(name,
+returncode, signal)`` is called from the event loop; a stopped checker is killed with its whole
+process group (SIGTERM, then SIGKILL after a grace period) and reports nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+ExitCallback = Callable[[str, int | None, int | None], None]
+
+KILL_GRACE_SECONDS = 2.0
+
+
+@dataclass
+class _Running:
+    process: asyncio.subprocess.Process
+    waiter: asyncio.Task[None]
+
+
+class CheckerRunner:
+    """Starts, watches and kills checker processes, one per client at most."""
+
+    def __init__(self, on_exit: ExitCallback, *, debug: bool = False) -> None:
+        self._on_exit = on_exit
+        self._debug = debug
+        self._running: dict[str, _Running] = {}
+        self._reapers: set[asyncio.Task[None]] = set()
+
+    def is_running(self, name: str) -> bool:
+        """Whether a checker of client ``name`` is running."""
+        return name in self._running
+
+    async def start(self, name: str, command: str) -> None:
+        """Start ``command`` for client ``name`` unless one is already running."""
+        if name in self._running:
+            return
+        output = None if self._debug else subprocess.DEVNULL
+        try:
+            process = await asyncio.create_subprocess_exec(
+                "/bin/sh",
+                "-c",
+                command,
+                cwd="/",
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=output,
+                close_fds=True,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            log.warning("Could not start checker for %s: %s", name, exc.strerror)
+            self._on_exit(name, None, None)
+            return
+        waiter = asyncio.get_running_loop().create_task(self._wait(name, process))
+        self._running[name] = _Running(process, waiter)
+
+    async def _wait(self, name: str, process: asyncio.subprocess.Process) -> None:
+        status = await process.wait()
+        running = self._running.get(name)
+        if running is None or running.process is not process:
+            return
+        del self._running[name]
+        if status < 0:
+            self._on_exit(name, None, -status)
+        else:
+            self._on_exit(name, status, None)
+
+    def stop(self, name: str) -> None:
+        """Kill the checker of ``name`` (its whole process group); it reports nothing."""
+        running = self._running.pop(name, None)
+        if running is None:
+            return
+        running.waiter.cancel()
+        task = asyncio.get_running_loop().create_task(_kill_group(running.process))
+        self._reapers.add(task)
+        task.add_done_callback(self._reapers.discard)
+
+    async def aclose(self) -> None:
+        """Kill every checker and wait until all are reaped."""
+        for name in list(self._running):
+            self.stop(name)
+        if self._reapers:
+            await asyncio.gather(*self._reapers, return_exceptions=True)
+
+
+async def _kill_group(process: asyncio.subprocess.Process) -> None:
+    """SIGTERM the process group, SIGKILL it after a grace period, and reap the leader."""
+    pgid = process.pid
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGTERM)
+    try:
+        await asyncio.wait_for(process.wait(), KILL_GRACE_SECONDS)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+        await process.wait()
+    # Children of the shell may outlive it; the group is ours alone, so finish it off.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
