@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 import stat
 from pathlib import Path
 
@@ -47,4 +46,4 @@ def test_replace_keeps_old_file_until_rename(tmp_path: Path) -> None:
     statefile.save(path, {"n": 2})
     assert path.stat().st_ino != inode  # a new file was renamed over the old one
     assert statefile.load(path) == {"n": 2}
-    assert os.listdir(tmp_path) == [statefile.STATE_FILE_NAME]
+    assert [p.name for p in tmp_path.iterdir()] == [statefile.STATE_FILE_NAME]

@@ -1,0 +1,162 @@
+"""TLSStream: both Mandos roles under one asyncio loop over a socketpair, real libgnutls."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+
+from mandos.adapters.gnutls import (
+    RawKeyCredentials,
+    Session,
+    generate_ed25519_keypair,
+    public_key_id,
+)
+from mandos.adapters.tls_stream import TLSStream
+from mandos.core.config import DEFAULT_PRIORITY
+from mandos.core.errors import RemoteProtocolError, TLSError
+
+Pair = tuple[TLSStream, TLSStream]
+
+
+@pytest.fixture(scope="module")
+def keypair() -> tuple[bytes, bytes]:
+    return generate_ed25519_keypair()
+
+
+@pytest.fixture
+async def pair(keypair: tuple[bytes, bytes]) -> AsyncIterator[Pair]:
+    a, b = socket.socketpair()
+    with RawKeyCredentials.from_pem(keypair[1], keypair[0]) as cred:
+        server = TLSStream(Session.mandos_server(a.fileno(), DEFAULT_PRIORITY), a)
+        client = TLSStream(Session.mandos_client(b.fileno(), DEFAULT_PRIORITY, cred), b)
+        try:
+            yield server, client
+        finally:
+            server.close()
+            client.close()
+
+
+def _registered(sock: socket.socket) -> bool:
+    """Whether the running loop still watches this socket (removing it if so)."""
+    loop = asyncio.get_running_loop()
+    return loop.remove_reader(sock.fileno()) | loop.remove_writer(sock.fileno())
+
+
+async def test_handshake_and_key_id(pair: Pair, keypair: tuple[bytes, bytes]) -> None:
+    server, client = pair
+    await asyncio.gather(server.handshake(), client.handshake())
+    assert server.peer_key_id() == public_key_id(keypair[1])
+    assert server.session.protocol_name() == "TLS1.3"
+
+
+async def test_large_payload_then_bye(pair: Pair) -> None:
+    server, client = pair
+    payload = bytes(range(256)) * 4096  # 1 MiB: more than the socket buffers hold
+
+    async def send_side() -> None:
+        await server.handshake()
+        await server.sendall(payload)
+        await server.bye()
+
+    async def receive_side() -> bytes:
+        await client.handshake()
+        data = await client.recv_until_eof(limit=len(payload))
+        await client.bye()
+        return data
+
+    _, received = await asyncio.gather(send_side(), receive_side())
+    assert received == payload
+
+
+async def test_small_secret_like_the_mandos_exchange(pair: Pair) -> None:
+    server, client = pair
+    secret = b"\x85" + bytes(1023)
+
+    async def send_side() -> None:
+        await server.handshake()
+        await server.sendall(secret)
+        await server.bye()
+
+    async def receive_side() -> bytes:
+        await client.handshake()
+        data = await client.recv_until_eof(limit=65536)
+        await client.bye()
+        return data
+
+    _, received = await asyncio.gather(send_side(), receive_side())
+    assert received == secret
+
+
+async def test_more_than_the_limit_is_a_protocol_error(pair: Pair) -> None:
+    server, client = pair
+    await asyncio.gather(server.handshake(), client.handshake())
+
+    async def send_side() -> None:
+        await server.sendall(b"x" * 5000)
+        await server.bye()
+
+    sender = asyncio.create_task(send_side())
+    with pytest.raises(RemoteProtocolError, match="more than 4096 bytes"):
+        await client.recv_until_eof(limit=4096)
+    client.close()
+    with contextlib.suppress(TLSError, OSError):  # the peer is gone: either outcome is fine
+        await sender
+
+
+async def test_recv_returns_empty_at_close_notify(pair: Pair) -> None:
+    server, client = pair
+    await asyncio.gather(server.handshake(), client.handshake())
+
+    async def server_side() -> bytes:
+        data = await server.recv()
+        await server.bye()
+        return data
+
+    _, received = await asyncio.gather(client.bye(), server_side())
+    assert received == b""
+
+
+async def test_wait_peer_closed(pair: Pair) -> None:
+    server, client = pair
+    await asyncio.gather(server.handshake(), client.handshake())
+    waiter = asyncio.create_task(server.wait_peer_closed())
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    client.close()
+    await asyncio.wait_for(waiter, timeout=30)
+
+
+async def test_cancelled_handshake_leaves_nothing_registered(pair: Pair) -> None:
+    server, client = pair
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.05):
+            await server.handshake()  # the client is not running: it must wait
+    assert not _registered(server._sock)
+    # The same session can carry on once the peer runs.
+    await asyncio.gather(server.handshake(), client.handshake())
+    assert not _registered(server._sock)
+    assert not _registered(client._sock)
+
+
+async def test_cancelled_recv_can_be_retried(pair: Pair) -> None:
+    server, client = pair
+    await asyncio.gather(server.handshake(), client.handshake())
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.05):
+            await client.recv()
+    assert not _registered(client._sock)
+    await server.sendall(b"later")
+    assert await client.recv() == b"later"
+
+
+async def test_close_is_idempotent(pair: Pair) -> None:
+    server, _ = pair
+    server.close()
+    server.close()
+    assert server.session.closed
+    with pytest.raises(TLSError):
+        await server.handshake()
