@@ -1,0 +1,276 @@
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mandos.core.config import ClientConfig
+from mandos.core.effects import Log
+from mandos.core.errors import StateFileError
+from mandos.core.registry import Registry
+from mandos.core.state_model import dump, restore, restore_into
+from mandos.core.values import ClientName, KeyId, Secret
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+LATER = T0 + timedelta(hours=3)
+MIN = timedelta(minutes=1)
+
+
+def config(name: str = "a", /, **changes: object) -> ClientConfig:
+    base = ClientConfig(
+        name=ClientName(name),
+        secret=Secret(b"TOPSECRET-" + name.encode()),
+        key_id=KeyId(("A" if name == "a" else "B") * 64),
+    )
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+def saved(*configs: ClientConfig) -> tuple[Registry, dict[str, Any]]:
+    reg = Registry(configs or (config(),), T0, random.Random(0))
+    for name in reg.names():
+        reg.checked_ok(name, T0)
+    data = json.loads(json.dumps(dump(reg)))
+    assert isinstance(data, dict)
+    return reg, data
+
+
+def restored(
+    configs: list[ClientConfig], data: object, now: datetime = T0
+) -> tuple[Registry, list[str]]:
+    reg, effects = restore(configs, data, now, random.Random(1))
+    return reg, [e.message % e.args for e in effects if isinstance(e, Log)]
+
+
+def test_dump_is_versioned_json_without_secrets() -> None:
+    reg, data = saved(config("a"), config("b"))
+    reg.set_property("a", "Secret", b"RUNTIMESECRET", T0)
+    text = json.dumps(dump(reg))
+    assert data["version"] == 1
+    assert set(data["clients"]) == {"a", "b"}
+    assert "TOPSECRET" not in text
+    assert "RUNTIMESECRET" not in text
+    assert "secret" not in text.lower()
+
+
+def test_round_trip_keeps_runtime_state() -> None:
+    reg, _ = saved()
+    reg.set_property("a", "Host", "runtime-host", T0)
+    reg.set_property("a", "Timeout", 10 * MIN, T0)
+    reg.set_property("a", "Checker", "c", T0)
+    reg.checker_finished("a", None, None, T0)  # no checker running: ignored
+    data = dump(reg)
+    back, msgs = restored([config()], data, T0 + MIN)
+    assert msgs == []
+    snap, orig = back.snapshot("a"), reg.snapshot("a")
+    for key in ("Host", "Timeout", "Checker", "Created", "LastCheckedOK", "LastCheckerStatus"):
+        assert snap[key] == orig[key]
+    assert snap["Expires"] == T0 + 10 * MIN  # restored expiry is later than a fresh one
+    assert dump(back)["clients"] == data["clients"]
+    _, decision, _ = back.begin_request(KeyId("A" * 64), "::1", T0 + MIN)
+    assert getattr(decision, "secret", None) == Secret(b"TOPSECRET-a")
+
+
+def test_changed_config_values_win_unchanged_keep_runtime() -> None:
+    reg, _ = saved()
+    reg.set_property("a", "Host", "runtime-host", T0)
+    reg.set_property("a", "Interval", 3 * MIN, T0)
+    data = dump(reg)
+    back, _ = restored([config(interval=7 * MIN, checker="new")], data)
+    snap = back.snapshot("a")
+    assert snap["Host"] == "runtime-host"
+    assert snap["Interval"] == 7 * MIN
+    assert snap["Checker"] == "new"
+
+
+def test_removed_clients_dropped_new_ones_added() -> None:
+    _, data = saved(config("a"), config("b"))
+    back, _ = restored([config("b"), config("c", key_id=None)], data)
+    assert back.names() == ["b", "c"]
+    assert back.snapshot("c")["Created"] == T0
+    assert back.snapshot("b")["LastCheckedOK"] == T0
+
+
+def test_expired_client_with_good_last_check_stays_enabled() -> None:
+    _, data = saved()
+    back, msgs = restored([config()], data, LATER)
+    assert msgs == []
+    snap = back.snapshot("a")
+    assert snap["Enabled"] is True
+    expires = snap["Expires"]
+    assert isinstance(expires, datetime)
+    assert expires >= LATER + 5 * MIN
+
+
+@pytest.mark.parametrize(("status", "ok"), [(1, T0), (-1, T0), (-2, None), (0, None)])
+def test_expired_client_without_good_last_check_is_disabled(
+    status: int, ok: datetime | None
+) -> None:
+    _, data = saved()
+    record = data["clients"]["a"]
+    record["last_checker_status"] = status
+    record["last_checked_ok"] = None if ok is None else ok.isoformat()
+    back, msgs = restored([config()], data, LATER)
+    assert msgs == [
+        "Disabling client a: it expired while the server was down and its last checker"
+        " did not succeed"
+    ]
+    assert back.snapshot("a")["Enabled"] is False
+    assert back.snapshot("a")["Expires"] is None
+    assert back.next_deadline() is None
+
+
+def test_enabled_changed_in_file_wins() -> None:
+    reg, _ = saved()
+    back, _ = restored([config(enabled=False)], dump(reg), LATER)
+    assert back.snapshot("a")["Enabled"] is False
+    reg.disable("a", T0)
+    back, _ = restored([config(enabled=False)], dump(reg), LATER)
+    assert back.snapshot("a")["Enabled"] is False  # unchanged in file: runtime kept
+    _, data = saved(config(enabled=False))
+    back, msgs = restored([config(enabled=True)], data, LATER)
+    snap = back.snapshot("a")
+    assert (snap["Enabled"], snap["LastEnabled"], msgs) == (True, LATER, [])
+    assert back.next_deadline() is not None
+
+
+def _mutated(path: list[str], value: object) -> dict[str, Any]:
+    _, data = saved()
+    data = copy.deepcopy(data)
+    target: Any = data
+    for key in path[:-1]:
+        target = target[key]
+    if value is _DELETE:
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
+    return data
+
+
+_DELETE = object()
+
+BAD: list[tuple[object, str]] = [
+    ([], "expected a JSON object"),
+    ({"version": 2, "clients": {}}, "unsupported version 2"),
+    ({"version": True, "clients": {}}, "unsupported version True"),
+    ({"clients": {}}, "unsupported version None"),
+    ({"version": 1, "clients": []}, "'clients' is not an object"),
+    ({"version": 1, "clients": {"a": 5}}, "client 'a': expected an object"),
+    (_mutated(["clients", "a", "created"], _DELETE), "client 'a'.created: missing"),
+    (_mutated(["clients", "a", "created"], None), "client 'a'.created: expected an ISO 8601"),
+    (_mutated(["clients", "a", "created"], "yesterday"), "client 'a'.created: Invalid isoformat"),
+    (_mutated(["clients", "a", "created"], "2024-05-01T12:00:00"), "with a UTC offset"),
+    (_mutated(["clients", "a", "expires"], "0001-01-01T00:00:00+01:00"), "client 'a'.expires"),
+    (_mutated(["clients", "a", "enabled"], 1), "client 'a'.enabled: expected true or false"),
+    (_mutated(["clients", "a", "last_checker_status"], 256), "expected an exit status"),
+    (_mutated(["clients", "a", "last_checker_status"], False), "expected an exit status"),
+    (_mutated(["clients", "a", "last_checker_signal"], "9"), "expected a signal number"),
+    (_mutated(["clients", "a", "seen"], None), "client 'a': seen: expected an object"),
+    (_mutated(["clients", "a", "seen", "timeout"], -1), "seen.timeout: expected a whole number"),
+    (_mutated(["clients", "a", "settings", "timeout"], 1.5), "settings.timeout"),
+    (_mutated(["clients", "a", "settings", "timeout"], 10**30), "settings.timeout"),
+    (_mutated(["clients", "a", "settings", "host"], 5), "settings.host: expected a string"),
+    (_mutated(["clients", "a", "settings", "approved_by_default"], "yes"), "approved_by_default"),
+]
+
+
+@pytest.mark.parametrize(("data", "message"), BAD)
+def test_malformed_state_is_one_line_state_file_error(data: object, message: str) -> None:
+    with pytest.raises(StateFileError, match=message) as info:
+        restore([config()], data, T0, random.Random(0))
+    assert "\n" not in str(info.value)
+
+
+def test_unknown_keys_are_ignored_and_unmatched_records_still_checked() -> None:
+    data = _mutated(["clients", "a", "future_field"], [1, 2])
+    restored([config()], data)
+    data["clients"]["gone"] = {"bad": True}
+    with pytest.raises(StateFileError, match="client 'gone'"):
+        restore([config()], data, T0, random.Random(0))
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+def outcome(data: object) -> Registry | str:
+    """The restored registry, or the StateFileError message."""
+    try:
+        reg, _ = restore([config()], data, T0, random.Random(0))
+    except StateFileError as exc:
+        return str(exc)
+    return reg
+
+
+@given(JSON)
+def test_arbitrary_json_gives_registry_or_state_file_error(data: object) -> None:
+    result = outcome(data)
+    assert isinstance(result, Registry) or "\n" not in result
+
+
+LEAVES = [
+    ["version"],
+    ["clients", "a", "enabled"],
+    ["clients", "a", "created"],
+    ["clients", "a", "expires"],
+    ["clients", "a", "last_enabled"],
+    ["clients", "a", "last_checked_ok"],
+    ["clients", "a", "last_approval_request"],
+    ["clients", "a", "last_checker_status"],
+    ["clients", "a", "last_checker_signal"],
+    ["clients", "a", "seen", "enabled"],
+    ["clients", "a", "seen", "interval"],
+    ["clients", "a", "settings", "timeout"],
+    ["clients", "a", "settings", "checker"],
+]
+
+VALUES = (
+    JSON
+    | st.datetimes(timezones=st.just(UTC)).map(lambda d: d.isoformat())
+    | st.integers(min_value=-(2**70), max_value=2**70)
+)
+
+
+@given(st.sampled_from(LEAVES), VALUES)
+def test_any_damaged_field_gives_registry_or_state_file_error(
+    path: list[str], value: object
+) -> None:
+    result = outcome(_mutated(path, value))
+    if isinstance(result, str):
+        assert "\n" not in result
+    else:
+        result.tick(datetime.max.replace(tzinfo=UTC))
+        result.next_deadline()
+        dump(result)
+
+
+def test_restore_into_an_existing_registry() -> None:
+    reg, _ = saved()
+    reg.set_property("a", "Host", "runtime-host", T0)
+    fresh = Registry([config(), config("b")], T0, random.Random(2))
+    assert restore_into(fresh, dump(reg), T0) == []
+    assert fresh.names() == ["a", "b"]
+    assert fresh.snapshot("a")["Host"] == "runtime-host"
+    with pytest.raises(StateFileError):
+        restore_into(fresh, {"version": 1, "clients": {"a": []}}, T0)
+    assert fresh.snapshot("a")["Host"] == "runtime-host"
+
+
+def test_crashed_checker_round_trips() -> None:
+    reg, _ = saved()
+    reg.start_checker("a", T0)
+    reg.checker_finished("a", None, 9, T0)
+    back, _ = restored([config()], dump(reg), T0)
+    assert back.states()[0].last_checker_signal == 9
+    assert back.snapshot("a")["LastCheckerStatus"] == -1
