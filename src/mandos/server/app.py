@@ -1,0 +1,238 @@
+"""The running server: registry, listener, scheduler, checkers, state saving and signals.
+
+Every task has an owner (one ``asyncio.TaskGroup``). The scheduler is the only place that feeds
+the clock into the core: it sleeps until ``registry.next_deadline()`` or until something changed,
+then calls ``tick(now)``; checker results and reload requests reach the core through it too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+import socket
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mandos.adapters import statefile
+from mandos.adapters.checkers import CheckerRunner
+from mandos.adapters.listener import listening_port, open_listening_socket
+from mandos.core import state_model
+from mandos.core.config import ClientConfig, ServerConfig
+from mandos.core.effects import Effect
+from mandos.core.errors import MandosError, StateFileError
+from mandos.core.registry import Registry
+from mandos.server.connection import ConnectionHandler
+from mandos.server.effects import EffectRunner
+from mandos.server.notify import sd_notify
+
+log = logging.getLogger("mandos")
+
+SAVE_MIN_INTERVAL_SECONDS = 1.0
+MAX_SLEEP_SECONDS = 60.0
+
+ClientsLoader = Callable[[], tuple[ClientConfig, ...]]
+
+
+def utc_now() -> datetime:
+    """The wall clock, timezone-aware UTC (every core timestamp is shown to users)."""
+    return datetime.now(UTC)
+
+
+class MandosServer:
+    """Composes the adapters around one :class:`Registry` and runs until told to stop."""
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        load_clients: ClientsLoader,
+        *,
+        now: Callable[[], datetime] = utc_now,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self._load_clients = load_clients
+        self._now = now
+        self._rng = rng or random.Random()  # noqa: S311 - checker jitter, not cryptography
+        self._state_path = statefile.state_path(config.statedir)
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._save_wanted = asyncio.Event()
+        self._reload_wanted = False
+        self._inbox: list[Effect] = []
+        self.checkers = CheckerRunner(self._checker_exited, debug=config.debug)
+        self.effects = EffectRunner(self.checkers, self._save_wanted.set, self._wake.set)
+        self.registry: Registry | None = None
+        self.port: int | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def run(self, on_ready: Callable[[int], None] | None = None) -> None:
+        """Serve until SIGTERM/SIGINT (or :meth:`stop`); saves the state on the way out."""
+        clients = self._load_clients()
+        if not clients:
+            log.warning("No clients defined")
+        now = self._now()
+        registry = self.registry = Registry(clients, now, self._rng)
+        initial: list[Effect] = list(registry.announce())
+        if self.config.restore:
+            initial.extend(self._restore(registry, now))
+        listener = open_listening_socket(self.config)
+        self.port = listening_port(listener)
+        log.info("Listening on port %d", self.port)
+        loop = asyncio.get_running_loop()
+        self._install_signal_handlers(loop)
+        try:
+            await self.effects.apply(initial)
+            self._save_wanted.set()
+            async with asyncio.TaskGroup() as tg:
+                tasks = [
+                    tg.create_task(self._accept_loop(listener, registry)),
+                    tg.create_task(self._scheduler(registry)),
+                    tg.create_task(self._saver(registry)),
+                ]
+                if self.config.zeroconf:
+                    tasks.append(tg.create_task(self._announce()))
+                sd_notify("READY=1\nSTATUS=Serving")
+                if on_ready is not None:
+                    on_ready(self.port)
+                await self._stop.wait()
+                sd_notify("STOPPING=1")
+                for task in tasks:
+                    task.cancel()
+        finally:
+            listener.close()
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+            await self.checkers.aclose()
+            self._save_now(registry)
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to finish."""
+        self._stop.set()
+
+    def reload(self) -> None:
+        """Re-read clients.conf at the scheduler's next turn (SIGHUP)."""
+        self._reload_wanted = True
+        self._wake.set()
+
+    def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> None:
+        loop.add_signal_handler(signal.SIGTERM, self.stop)
+        loop.add_signal_handler(signal.SIGINT, self.stop)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+
+    # -- tasks --------------------------------------------------------------------------------
+
+    async def _accept_loop(self, listener: socket.socket, registry: Registry) -> None:
+        loop = asyncio.get_running_loop()
+        handler = ConnectionHandler(
+            registry,
+            self.effects,
+            priority=self.config.priority,
+            handshake_timeout=self.config.handshake_timeout.total_seconds(),
+            now=self._now,
+        )
+        connections: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                try:
+                    conn, address = await loop.sock_accept(listener)
+                except OSError as exc:
+                    log.warning("accept() failed: %s", exc.strerror or exc)
+                    await asyncio.sleep(0.1)
+                    continue
+                conn.setblocking(False)
+                task = loop.create_task(_guarded(handler.serve(conn, str(address[0]))))
+                connections.add(task)
+                task.add_done_callback(connections.discard)
+        finally:
+            for task in connections:
+                task.cancel()
+            if connections:
+                await asyncio.gather(*connections, return_exceptions=True)
+
+    async def _scheduler(self, registry: Registry) -> None:
+        while True:
+            self._wake.clear()
+            effects: list[Effect] = []
+            if self._reload_wanted:
+                self._reload_wanted = False
+                effects.extend(self._reload(registry))
+            effects.extend(self._inbox)
+            self._inbox.clear()
+            effects.extend(registry.tick(self._now()))
+            if effects:
+                await self.effects.apply(effects)
+                self._wake.clear()
+            deadline = registry.next_deadline()
+            # Capped, so that a wall clock set back costs at most one late tick.
+            delay = MAX_SLEEP_SECONDS
+            if deadline is not None:
+                delay = min(delay, max(0.0, (deadline - self._now()).total_seconds()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+
+    async def _saver(self, registry: Registry) -> None:
+        while True:
+            await self._save_wanted.wait()
+            self._save_wanted.clear()
+            self._save_now(registry)
+            await asyncio.sleep(SAVE_MIN_INTERVAL_SECONDS)
+
+    async def _announce(self) -> None:
+        from mandos.adapters.zeroconf_service import announce_forever
+
+        assert self.port is not None
+        await announce_forever(self.config, self.port)
+
+    # -- callbacks and helpers ----------------------------------------------------------------
+
+    def _checker_exited(self, name: str, returncode: int | None, signum: int | None) -> None:
+        if self.registry is None:
+            return
+        self._inbox.extend(self.registry.checker_finished(name, returncode, signum, self._now()))
+        self._wake.set()
+
+    def _reload(self, registry: Registry) -> list[Effect]:
+        try:
+            clients = self._load_clients()
+        except MandosError as exc:
+            log.error("Not reloading clients.conf: %s", exc)
+            return []
+        log.info("Reloaded clients.conf: %d clients", len(clients))
+        return list(registry.reload(clients, self._now()))
+
+    def _restore(self, registry: Registry, now: datetime) -> list[Effect]:
+        try:
+            data = statefile.load(self._state_path)
+            if data is None:
+                return []
+            return list(state_model.restore_into(registry, data, now))
+        except StateFileError as exc:
+            log.error("%s", exc)
+            return []
+
+    def _save_now(self, registry: Registry) -> None:
+        try:
+            statefile.save(self._state_path, state_model.dump(registry))
+        except StateFileError as exc:
+            log.error("%s", exc)
+
+
+async def _guarded(work: Coroutine[Any, Any, None]) -> None:
+    """Run one connection; a bug in it is logged, never fatal to the server."""
+    try:
+        await work
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("Internal error while serving a connection")
+
+
+def statedir_path(config: ServerConfig) -> Path:
+    """The state directory as a Path."""
+    return Path(config.statedir)

@@ -1,0 +1,165 @@
+"""``mandos``: the server daemon's entry point (composition root).
+
+Reads the command line and ``mandos.conf`` (command line wins), ``clients.conf``, sets up
+logging, daemonises unless ``--foreground``/``--debug``, then runs :class:`MandosServer`. Every
+expected failure ends as one line ``mandos: message`` and a sysexits code; a traceback only
+appears for bugs, or with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import grp
+import logging
+import os
+import pwd
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from mandos.core.config import ClientConfig, ServerConfig
+from mandos.core.config_files import parse_clients_conf
+from mandos.core.errors import ConfigError, MandosError
+from mandos.server.app import MandosServer
+from mandos.server.args import load_server_config, parse_server_args, validate_server_config
+from mandos.server.logsetup import configure_logging
+
+log = logging.getLogger("mandos")
+
+PID_FILE_CANDIDATES = ("/run/mandos.pid", "/var/run/mandos.pid")
+PRIVILEGED_USERS = ("_mandos", "mandos")
+
+
+def _read_text(path: Path, *, required: bool) -> str | None:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        if required:
+            raise ConfigError("file not found", origin=str(path)) from None
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigError(f"cannot read: {reason}", origin=str(path)) from exc
+
+
+def _read_secfile(path: str) -> bytes:
+    expanded = os.path.expanduser(os.path.expandvars(path))  # noqa: PTH111 - $VAR, then ~user
+    try:
+        return Path(expanded).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"secfile {path!r}: {exc.strerror}") from exc
+
+
+def clients_loader(configdir: str) -> tuple[ClientConfig, ...]:
+    """Parse ``clients.conf`` in ``configdir`` (none defined if the file is missing)."""
+    path = Path(configdir) / "clients.conf"
+    text = _read_text(path, required=False)
+    if text is None:
+        return ()
+    return parse_clients_conf(text, "clients.conf", _read_secfile)
+
+
+def load_config(argv: Sequence[str] | None) -> ServerConfig:
+    """Defaults, then mandos.conf, then the command line."""
+    args = parse_server_args(sys.argv[1:] if argv is None else argv)
+    if args.check:
+        raise _CheckOnly
+    configdir = args.configdir or "/etc/mandos"
+    conf_text = _read_text(Path(configdir) / "mandos.conf", required=False)
+    config = load_server_config(conf_text, args)
+    validate_server_config(config)
+    return config
+
+
+def drop_privileges() -> None:
+    """When root, become the ``_mandos`` (or ``mandos``) user if one exists; else stay."""
+    if os.getuid() != 0:
+        return
+    for name in PRIVILEGED_USERS:
+        try:
+            user = pwd.getpwnam(name)
+        except KeyError:
+            continue
+        try:
+            os.setgroups([])
+            os.setgid(user.pw_gid)
+            os.setuid(user.pw_uid)
+        except PermissionError:
+            log.warning("Failed to change to user %s", name)
+        else:
+            log.debug("Running as %s (%s)", name, grp.getgrgid(user.pw_gid).gr_name)
+        return
+
+
+def daemonize() -> None:
+    """Detach: double fork, new session, cwd /, standard streams on /dev/null."""
+    if os.fork():
+        os._exit(0)
+    os.setsid()
+    if os.fork():
+        os._exit(0)
+    os.chdir("/")
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    if null > 2:
+        os.close(null)
+
+
+def write_pid_file() -> Path | None:
+    """Write our PID to /run/mandos.pid (or /var/run); None if neither is writable."""
+    for candidate in PID_FILE_CANDIDATES:
+        path = Path(candidate)
+        if path.parent.is_dir():
+            try:
+                path.write_text(f"{os.getpid()}\n")
+            except OSError as exc:
+                log.warning("Could not write PID file %s: %s", path, exc.strerror)
+                return None
+            return path
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the server; returns the process exit status."""
+    config: ServerConfig | None = None
+    try:
+        config = load_config(argv)
+        configure_logging(config)
+        clients_loader(config.configdir)  # fail fast, before daemonising, on a bad file
+        Path(config.statedir).mkdir(mode=0o700, parents=True, exist_ok=True)
+        server = MandosServer(config, lambda: clients_loader(config.configdir))
+        pid_file = None
+        if not (config.foreground or config.debug):
+            daemonize()
+            pid_file = write_pid_file()
+        drop_privileges()
+        try:
+            asyncio.run(server.run())
+        finally:
+            if pid_file is not None:
+                with contextlib.suppress(OSError):
+                    pid_file.unlink()
+    except MandosError as exc:
+        if config is not None and config.debug:
+            log.exception("Fatal error")
+        print(f"mandos: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except OSError as exc:
+        print(f"mandos: {exc.strerror or exc}", file=sys.stderr)
+        return 71  # EX_OSERR
+    except _CheckOnly:
+        return 0  # the reference's --check runs its self-tests; ours live in the test suite
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+class _CheckOnly(Exception):
+    """--check was given: nothing to run."""
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

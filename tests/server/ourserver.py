@@ -1,0 +1,119 @@
+"""Run our ``mandos`` server as a real subprocess for end-to-end tests."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def free_port(family: socket.AddressFamily = socket.AF_INET) -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0) if family == socket.AF_INET else ("::1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(host: str, port: int, timeout: float, proc: subprocess.Popen[bytes]) -> None:
+    """Poll until ``host:port`` accepts a TCP connection, or fail."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited early with status {proc.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout} s")
+
+
+@dataclass
+class RunningServer:
+    """A started server: where it listens and where its files and log are."""
+
+    process: subprocess.Popen[bytes]
+    host: str
+    port: int
+    configdir: Path
+    statedir: Path
+    logfile: Path
+
+    @property
+    def connect(self) -> str:
+        """The ``--connect`` argument for a client."""
+        return f"{self.host}:{self.port}"
+
+    def log_text(self) -> str:
+        """Everything the server has logged so far."""
+        return self.logfile.read_text(errors="replace")
+
+    def wait_for_log(self, needle: str, timeout: float = 20) -> str:
+        """Wait until ``needle`` appears in the log; return the log."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.log_text()
+            if needle in text:
+                return text
+            time.sleep(0.05)
+        raise AssertionError(f"{needle!r} not in server log:\n{self.log_text()}")
+
+    def signal(self, signum: int) -> None:
+        """Send ``signum`` to the server."""
+        self.process.send_signal(signum)
+
+    def stop(self, timeout: float = 20) -> int:
+        """SIGTERM the server and wait for it; returns its exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+@contextlib.contextmanager
+def our_server(
+    clients_conf: str,
+    *,
+    mandos_conf: str = "",
+    extra_args: Sequence[str] = (),
+    statedir: Path | None = None,
+    host: str = "127.0.0.1",
+    startup_timeout: float = 30,
+) -> Iterator[RunningServer]:
+    """Start our server in the foreground with ``clients_conf`` on a free loopback port."""
+    with tempfile.TemporaryDirectory(prefix="mandos-test-") as tmp:
+        base = Path(tmp)
+        configdir = base / "conf"
+        configdir.mkdir()
+        (configdir / "clients.conf").write_text(clients_conf)
+        (configdir / "mandos.conf").write_text(mandos_conf or "[DEFAULT]\n")
+        state = statedir or base / "state"
+        state.mkdir(exist_ok=True)
+        logfile = base / "server.log"
+        port = free_port(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        argv = [
+            sys.executable, "-m", "mandos.server",
+            "--foreground", "--debug", "--no-zeroconf", "--no-dbus",
+            f"--address={host}", f"--port={port}",
+            f"--configdir={configdir}", f"--statedir={state}",
+            *extra_args,
+        ]  # fmt: skip
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        with logfile.open("wb") as log:
+            process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+        server = RunningServer(process, host, port, configdir, state, logfile)
+        try:
+            wait_for_port(host, port, startup_timeout, process)
+            yield server
+        finally:
+            server.stop()
