@@ -80,6 +80,18 @@ class RunningServer:
         return self.process.returncode
 
 
+def _wait_until_listening(server: RunningServer, timeout: float) -> None:
+    """Wait for the server's "Listening on port" line (no probe connection to log about)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{server.log_text()}")
+        if "Listening on port" in server.log_text():
+            return
+        time.sleep(0.02)
+    raise TimeoutError(f"server not listening after {timeout} s:\n{server.log_text()}")
+
+
 @contextlib.contextmanager
 def our_server(
     clients_conf: str,
@@ -113,7 +125,7 @@ def our_server(
             process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
         server = RunningServer(process, host, port, configdir, state, logfile)
         try:
-            wait_for_port(host, port, startup_timeout, process)
+            _wait_until_listening(server, startup_timeout)
             yield server
         finally:
             server.stop()

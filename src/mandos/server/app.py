@@ -24,10 +24,10 @@ from mandos.adapters.listener import listening_port, open_listening_socket
 from mandos.core import state_model
 from mandos.core.config import ClientConfig, ServerConfig
 from mandos.core.effects import Effect
-from mandos.core.errors import MandosError, StateFileError
+from mandos.core.errors import BusError, MandosError, StateFileError
 from mandos.core.registry import Registry
 from mandos.server.connection import ConnectionHandler
-from mandos.server.effects import EffectRunner
+from mandos.server.effects import BusService, EffectRunner
 from mandos.server.notify import sd_notify
 
 log = logging.getLogger("mandos")
@@ -86,6 +86,7 @@ class MandosServer:
         log.info("Listening on port %d", self.port)
         loop = asyncio.get_running_loop()
         self._install_signal_handlers(loop)
+        bus = await self._connect_bus() if self.config.use_dbus else None
         try:
             await self.effects.apply(initial)
             self._save_wanted.set()
@@ -106,10 +107,31 @@ class MandosServer:
                     task.cancel()
         finally:
             listener.close()
+            if bus is not None:
+                await bus.close()
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
             await self.checkers.aclose()
             self._save_now(registry)
+
+    def now(self) -> datetime:
+        """The current time, as the core sees it."""
+        return self._now()
+
+    async def apply(self, effects: list[Effect]) -> None:
+        """Carry out effects of a command given from outside (D-Bus)."""
+        await self.effects.apply(effects)
+
+    async def _connect_bus(self) -> BusService | None:
+        from mandos.adapters.dbus_service import DBusService
+
+        try:
+            bus = await DBusService.connect(self)
+        except BusError as exc:
+            log.warning("Disabling D-Bus: %s", exc)
+            return None
+        self.effects.add_sink(bus)
+        return bus
 
     def stop(self) -> None:
         """Ask :meth:`run` to finish."""

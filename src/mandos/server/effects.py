@@ -36,6 +36,13 @@ class EventSink(Protocol):
         """Announce changed client properties."""
 
 
+class BusService(EventSink, Protocol):
+    """An event sink with a connection to close (the D-Bus adapter)."""
+
+    async def close(self) -> None:
+        """Release the bus names and disconnect."""
+
+
 class EffectRunner:
     """Applies effects in order; never raises for a single failed effect."""
 
