@@ -37,7 +37,8 @@ def tls_key() -> TLSKey:
 
 def client_section(name: str, key: TLSKey, secret: bytes, **options: str) -> str:
     """A clients.conf section for ``key`` whose (already encrypted) secret is ``secret``."""
-    lines = [f"[{name}]", f"key_id = {key.key_id}", "host = 127.0.0.1"]
+    options.setdefault("host", "127.0.0.1")
+    lines = [f"[{name}]", f"key_id = {key.key_id}"]
     lines.append("secret = " + base64.b64encode(secret).decode())
     lines += [f"{k} = {v}" for k, v in options.items()]
     return "\n".join(lines) + "\n"
