@@ -1,0 +1,142 @@
+"""plymouth: ask for the passphrase through a running Plymouth boot splash.
+
+REFERENCE A14: find ``plymouthd`` (by executable or argv[0] in /proc), check it with
+``plymouth --ping``, then run ``plymouth ask-for-password --prompt=...`` and pass its answer on.
+Plymouth keeps showing a question whose asker was killed, so when this plugin is stopped it
+kills plymouthd and starts it again with its old argv (the defaults when that is unknown), then
+shows the splash again. ``--plymouth=PATH`` (beyond the reference) names the client program.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from mandos.core.errors import EX_OK, EX_UNAVAILABLE, UsageError
+from mandos.plugin_runner import argp
+from mandos.plugins._common import (
+    StopRequested,
+    crypttab_names,
+    default_prompt,
+    die_by_signal,
+    find_process,
+    stop_signals_raise,
+    write_all,
+)
+
+PROG = "plymouth"
+PLYMOUTH = "/bin/plymouth"
+DEFAULT_PLYMOUTHD_ARGV = ("/sbin/plymouthd", "--mode=boot", "--attach-to-session")
+PID_FILES = ("/run/plymouth/pid", "/run/initramfs/plymouth.pid", "/dev/.initramfs/plymouth.pid")
+OPTIONS = (
+    argp.Opt("prompt", None, True, "The prompt to show", "PROMPT"),
+    argp.Opt("debug", None, False, "Debug mode"),
+    argp.Opt("plymouth", None, True, "The plymouth client program", "PATH"),
+    argp.Opt("help", "?", False, "Give this help list"),
+    argp.Opt("usage", None, False, "Give a short usage message"),
+    argp.Opt("version", "V", False, "Print program version"),
+)
+
+
+def restart_argv(old_argv: Sequence[str]) -> list[str]:
+    """The argv to start plymouthd again: the old one, with a pid file if it had none."""
+    argv = list(old_argv) or list(DEFAULT_PLYMOUTHD_ARGV)
+    if not any(a.startswith("--pid-file") for a in argv):
+        for pid_file in PID_FILES:
+            if Path(pid_file).parent.is_dir():
+                argv.append(f"--pid-file={pid_file}")
+                break
+    return argv
+
+
+def _wait_gone(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] == "Z":
+            return True  # a zombie waiting for its parent counts as gone
+        time.sleep(0.05)
+    return False
+
+
+def restart_plymouthd(pid: int, old_argv: Sequence[str], plymouth: str) -> None:
+    """Kill plymouthd, start it again as it was started, and show the splash again."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    if not _wait_gone(pid, 5.0):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        _wait_gone(pid, 5.0)
+    argv = restart_argv(old_argv)
+    subprocess.Popen(  # noqa: S603 - plymouthd's own argv; it is reaped by init when we exit
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        subprocess.run([plymouth, "show-splash"], timeout=10, check=False)  # noqa: S603
+
+
+def ask(plymouth: str, prompt: str) -> tuple[int, bytes]:
+    """Run ``plymouth ask-for-password``; (exit status, answer)."""
+    proc = subprocess.Popen(  # noqa: S603
+        [plymouth, "ask-for-password", f"--prompt={prompt}"], stdout=subprocess.PIPE
+    )
+    try:
+        out, _ = proc.communicate()
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait()
+    return proc.returncode, out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; prints the password Plymouth returns, or fails if Plymouth is not running."""
+    try:
+        parsed = argp.parse(OPTIONS, list(sys.argv[1:] if argv is None else argv))
+    except UsageError as exc:
+        sys.stderr.write(f"{PROG}: {exc}\n")
+        return exc.exit_code
+    opts = dict(parsed.options)
+    if {"help", "usage", "version"} & opts.keys():
+        sys.stdout.write(argp.help_text(PROG, "Mandos plymouth plugin", OPTIONS))
+        return EX_OK
+    debug = "debug" in opts
+    plymouth = opts.get("plymouth") or PLYMOUTH
+    found = find_process({"plymouthd"})
+    if found is None:
+        if debug:
+            sys.stderr.write(f"{PROG}: plymouthd is not running\n")
+        return EX_UNAVAILABLE
+    pid, old_argv = found
+    ping = subprocess.run([plymouth, "--ping"], check=False)  # noqa: S603
+    if ping.returncode != 0:
+        return EX_UNAVAILABLE
+    prompt = opts.get("prompt") or default_prompt(*crypttab_names(os.environ), tail="")
+    try:
+        with stop_signals_raise():
+            code, answer = ask(plymouth, prompt)
+    except StopRequested as stop:
+        if debug:
+            sys.stderr.write(f"{PROG}: stopped; restarting plymouthd (PID {pid})\n")
+        restart_plymouthd(pid, old_argv, plymouth)
+        die_by_signal(stop.signum)
+    if code != 0:
+        return EX_UNAVAILABLE
+    write_all(1, answer)
+    return EX_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
