@@ -15,7 +15,8 @@ Our exception hierarchy::
     ├── StateFileError
     ├── KeyFileError                 a key file is missing, unreadable or malformed
     ├── DecryptError
-    └── BusError
+    ├── BusError
+    └── ZeroconfError                no mDNS sockets, no usable interface address or name
 
 The core raises only these; any other exception escaping the core is a bug.
 Messages never contain secrets or key material.
@@ -136,5 +137,11 @@ class DecryptError(MandosError):
 
 class BusError(MandosError):
     """A D-Bus call failed or the bus is unreachable."""
+
+    exit_code = EX_UNAVAILABLE
+
+
+class ZeroconfError(MandosError):
+    """Zeroconf could not announce or browse: no mDNS sockets, no usable address or name."""
 
     exit_code = EX_UNAVAILABLE

@@ -1,0 +1,1 @@
+"""mandos-client: the initramfs program that fetches the password from a Mandos server."""

@@ -1,0 +1,314 @@
+"""mandos-client's command line, parsed the way argp does, into a frozen ``ClientOptions``.
+
+Rules of this module (mandos-client(8mandos), REFERENCE A11):
+1. Pure: no sockets, no files, no environment. ``parse_args`` either returns options, returns
+   an ``Info`` request (--help, --usage, --version), or raises ``UsageError``.
+2. argp conventions: ``--opt=VAL`` or ``--opt VAL``, unambiguous prefixes of long options,
+   ``-cVAL`` or ``-c VAL``, clustered short flags (``-?V``), ``--`` ends the options, and no
+   operands are accepted ("Too many arguments").
+3. ``--connect`` splits at the LAST colon; ``[v6]`` brackets are accepted; a colon in the address
+   means IPv6; ``fe80::1%eth0`` keeps its scope. Only numeric addresses, as the reference.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from mandos import __version__
+from mandos.core.errors import UsageError
+
+PROG: Final = "mandos-client"
+VERSION: Final = "1.8.16"
+CONF_DIR: Final = "/conf/conf.d/mandos"
+DEFAULT_PRIORITY: Final = (
+    "SECURE128:!CTYPE-X.509:+CTYPE-RAWPK:!RSA:!VERS-ALL:+VERS-TLS1.3:%PROFILE_ULTRA"
+)
+DEFAULT_HOOK_DIR: Final = "/lib/mandos/network-hooks.d"
+DEFAULT_DELAY: Final = 2.5
+DEFAULT_RETRY: Final = 10.0
+#: The interface name that stops the bringing up of the names listed after it.
+NONE_INTERFACE: Final = "none"
+
+
+class Info(enum.Enum):
+    """An informational request that ends the program before it does anything."""
+
+    HELP = "help"
+    USAGE = "usage"
+    VERSION = "version"
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectTarget:
+    """A server given with --connect: a numeric address, a port and, for link-local, a scope."""
+
+    host: str
+    port: int
+    ipv6: bool
+    scope: str | None = None  # interface name or number, for IPv6 link-local addresses
+
+    @property
+    def link_local(self) -> bool:
+        """True for fe80::/10, which needs an interface to be reachable."""
+        return self.ipv6 and ipaddress.IPv6Address(self.host).is_link_local
+
+
+@dataclass(frozen=True, slots=True)
+class ClientOptions:
+    """Everything mandos-client was told on its command line, with the reference's defaults."""
+
+    connect: ConnectTarget | None = None
+    connect_raw: str | None = None  # as given, for the hooks' CONNECT variable
+    interface_args: tuple[str, ...] = ()  # every name given, "none" included, in order
+    pubkey: str = f"{CONF_DIR}/pubkey.txt"
+    seckey: str = f"{CONF_DIR}/seckey.txt"
+    tls_pubkey: str = f"{CONF_DIR}/tls-pubkey.pem"
+    tls_privkey: str = f"{CONF_DIR}/tls-privkey.pem"
+    priority: str = DEFAULT_PRIORITY
+    dh_bits: int | None = None
+    dh_params: str | None = None
+    delay: float = DEFAULT_DELAY
+    retry: float = DEFAULT_RETRY
+    network_hook_dir: str = DEFAULT_HOOK_DIR
+    debug: bool = False
+
+    @property
+    def interfaces(self) -> tuple[str, ...]:
+        """The interfaces named on the command line, without "none"."""
+        return tuple(n for n in self.interface_args if n != NONE_INTERFACE)
+
+    @property
+    def bring_up(self) -> tuple[str, ...]:
+        """The named interfaces that may be brought up: those listed before "none"."""
+        if NONE_INTERFACE in self.interface_args:
+            return self.interface_args[: self.interface_args.index(NONE_INTERFACE)]
+        return self.interface_args
+
+    @property
+    def auto_interfaces(self) -> bool:
+        """True when the interfaces are chosen automatically (no name was given)."""
+        return not self.interfaces
+
+    @property
+    def auto_bring_up(self) -> bool:
+        """True when automatically chosen interfaces may also be brought up."""
+        return not self.interface_args
+
+    @property
+    def device(self) -> str:
+        """The comma-joined --interface list, as the hooks' DEVICE variable."""
+        return ",".join(self.interface_args)
+
+
+# long name -> (short letter or "", takes an argument, metavar, help)
+OPTIONS: Final[dict[str, tuple[str, bool, str, str]]] = {
+    "connect": ("c", True, "ADDRESS:PORT", "Connect directly to a specific Mandos server"),
+    "interface": ("i", True, "NAME", "Network interface that will be used to search for servers"),
+    "priority": ("", True, "STRING", "GnuTLS priority string for the TLS handshake"),
+    "pubkey": ("p", True, "FILE", "OpenPGP public key file base name"),
+    "seckey": ("s", True, "FILE", "OpenPGP secret key file base name"),
+    "tls-privkey": ("t", True, "FILE", "TLS private key file base name"),
+    "tls-pubkey": ("T", True, "FILE", "TLS public key file base name"),
+    "delay": ("", True, "SECONDS", "Maximum delay to wait for interface startup"),
+    "dh-bits": ("", True, "BITS", "Bit length of the Diffie-Hellman prime number"),
+    "dh-params": ("", True, "FILE", "PEM-encoded PKCS#3 file of Diffie-Hellman parameters"),
+    "network-hook-dir": ("", True, "DIR", "Directory where network hooks are located"),
+    "retry": ("", True, "SECONDS", "Retry interval used when denied by the Mandos server"),
+    "debug": ("", False, "", "Debug mode"),
+    "help": ("?", False, "", "Give this help list"),
+    "usage": ("", False, "", "Give a short usage message"),
+    "version": ("V", False, "", "Print program version"),
+}  # fmt: skip
+_SHORT: Final = {spec[0]: name for name, spec in OPTIONS.items() if spec[0]}
+_INFO: Final = {"help": Info.HELP, "usage": Info.USAGE, "version": Info.VERSION}
+
+
+def _long_name(given: str) -> str:
+    """Resolve an exact or unambiguous abbreviated long option name."""
+    if given in OPTIONS:
+        return given
+    matches = [name for name in OPTIONS if name.startswith(given)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise UsageError(f"unrecognized option '--{given}'")
+    choices = " ".join(f"'--{name}'" for name in matches)
+    raise UsageError(f"option '--{given}' is ambiguous; possibilities: {choices}")
+
+
+def _seconds(raw: str, what: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise UsageError(f"Bad {what}") from None
+    if not math.isfinite(value) or value < 0:
+        raise UsageError(f"Bad {what}")
+    return value
+
+
+def _dh_bits(raw: str) -> int:
+    try:
+        value = int(raw, 10)
+    except ValueError:
+        raise UsageError("Bad number of DH bits") from None
+    if value < 0:
+        raise UsageError("Bad number of DH bits")
+    return value
+
+
+def parse_connect(raw: str, interfaces: Sequence[str] = ()) -> ConnectTarget:
+    """Split ``ADDRESS:PORT`` at the last colon; a lone --interface scopes a link-local address."""
+    address, colon, port_text = raw.rpartition(":")
+    if not colon:
+        raise UsageError("No colon in address")
+    if not port_text.isdigit() or not 0 < int(port_text) <= 65535:
+        raise UsageError("Bad port number")
+    if address.startswith("[") and address.endswith("]"):
+        address = address[1:-1]
+    if ":" not in address:
+        try:
+            ipaddress.IPv4Address(address)
+        except ValueError:
+            raise UsageError(f"Bad address: {address}") from None
+        return ConnectTarget(address, int(port_text), ipv6=False)
+    host, percent, scope = address.partition("%")
+    try:
+        parsed = ipaddress.IPv6Address(host)
+    except ValueError:
+        raise UsageError(f"Bad address: {address}") from None
+    if percent and not scope:
+        raise UsageError(f"Bad address: {address}")
+    if not percent and parsed.is_link_local:
+        named = [n for n in interfaces if n != NONE_INTERFACE]
+        if len(named) != 1:
+            raise UsageError(
+                f"Link-local address {host} needs an interface: use {host}%NAME or one --interface"
+            )
+        scope = named[0]
+    return ConnectTarget(str(parsed), int(port_text), ipv6=True, scope=scope or None)
+
+
+def _split_argv(argv: Sequence[str]) -> list[tuple[str, str | None]] | Info:
+    """Turn argv into (long name, value) pairs, or the first informational request seen."""
+    pairs: list[tuple[str, str | None]] = []
+    args = list(argv)
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        if arg == "--":
+            if i < len(args):
+                raise UsageError("Too many arguments")
+            break
+        if arg.startswith("--"):
+            given, eq, value = arg[2:].partition("=")
+            name = _long_name(given)
+            takes_arg = OPTIONS[name][1]
+            if takes_arg and not eq:
+                if i >= len(args):
+                    raise UsageError(f"option '--{name}' requires an argument")
+                value, i = args[i], i + 1
+            elif not takes_arg and eq:
+                raise UsageError(f"option '--{name}' doesn't allow an argument")
+            if name in _INFO:
+                return _INFO[name]
+            pairs.append((name, value if takes_arg else None))
+        elif arg.startswith("-") and arg != "-":
+            j = 1
+            while j < len(arg):
+                letter = arg[j]
+                j += 1
+                if letter not in _SHORT:
+                    raise UsageError(f"invalid option -- '{letter}'")
+                name = _SHORT[letter]
+                if name in _INFO:
+                    return _INFO[name]
+                if OPTIONS[name][1]:
+                    if j < len(arg):
+                        value = arg[j:]
+                    elif i < len(args):
+                        value, i = args[i], i + 1
+                    else:
+                        raise UsageError(f"option requires an argument -- '{letter}'")
+                    pairs.append((name, value))
+                    break
+                pairs.append((name, None))
+        else:
+            raise UsageError("Too many arguments")
+    return pairs
+
+
+def parse_args(argv: Sequence[str]) -> ClientOptions | Info:
+    """Parse mandos-client's arguments (without the program name)."""
+    pairs = _split_argv(argv)
+    if isinstance(pairs, Info):
+        return pairs
+    values: dict[str, object] = {}
+    interfaces: list[str] = []
+    connect_raw: str | None = None
+    for name, value in pairs:
+        match name, value:
+            case "debug", _:
+                values["debug"] = True
+            case "interface", str(v):
+                interfaces.extend(n for n in v.split(",") if n)
+            case "connect", str(v):
+                connect_raw = v
+            case "delay", str(v):
+                values["delay"] = _seconds(v, "delay")
+            case "retry", str(v):
+                values["retry"] = _seconds(v, "retry interval")
+            case "dh-bits", str(v):
+                values["dh_bits"] = _dh_bits(v)
+            case _, str(v):
+                values[name.replace("-", "_")] = v
+            case _:  # pragma: no cover - every flag without a value is handled above
+                raise AssertionError(name)
+    connect = None if connect_raw is None else parse_connect(connect_raw, interfaces)
+    return ClientOptions(
+        connect=connect,
+        connect_raw=connect_raw,
+        interface_args=tuple(interfaces),
+        **values,  # type: ignore[arg-type]
+    )
+
+
+def usage_text() -> str:
+    """The short --usage message."""
+    shorts = "".join(s for s, takes, _, _ in OPTIONS.values() if s and not takes)
+    words = [f"[-{shorts}]"]
+    words += [f"[-{s} {m}]" for s, takes, m, _ in OPTIONS.values() if s and takes]
+    words += [f"[--{n}={m}]" if takes else f"[--{n}]" for n, (_, takes, m, _) in OPTIONS.items()]
+    lines, line = [], f"Usage: {PROG}"
+    for word in words:
+        if len(line) + 1 + len(word) > 78:
+            lines.append(line)
+            line = " " * 11
+        line += " " + word
+    return "\n".join([*lines, line]) + "\n"
+
+
+def help_text() -> str:
+    """The --help message, laid out like argp's."""
+    out = [f"Usage: {PROG} [OPTION...]", "Mandos client -- Get and decrypt passwords from a server"]
+    out.append("")
+    for name, (short, takes, metavar, text) in OPTIONS.items():
+        head = f"  -{short}, " if short else "      "
+        head += f"--{name}={metavar}" if takes else f"--{name}"
+        out.append(f"{head:<29}{text}" if len(head) < 29 else f"{head}\n{'':29}{text}")
+    out += [
+        "",
+        "Mandatory or optional arguments to long options are also mandatory or optional",
+        "for any corresponding short options.",
+    ]
+    return "\n".join(out) + "\n"
+
+
+def version_text() -> str:
+    """The --version message."""
+    return f"{PROG} {__version__} (compatible with Mandos {VERSION})\n"

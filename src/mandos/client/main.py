@@ -1,0 +1,324 @@
+"""mandos-client: get the password from a Mandos server and print it (mandos-client(8mandos)).
+
+Composition, in order: parse the options, read the key files (before touching the network),
+run the network hooks with ``start``, bring interfaces up, then under asyncio try the server
+given with --connect, or every server Zeroconf finds, until one sends a secret we can decrypt.
+Then print it with no newline added, take down the interfaces we brought up and run the hooks
+with ``stop``. SIGTERM, SIGINT and SIGHUP do the same clean-up and then re-raise the signal.
+
+Exit status: 0 with the password printed; 64 (EX_USAGE) for bad options; 69 (EX_UNAVAILABLE)
+when a key file cannot be used, as the reference; 74 (EX_IOERR) when stdout cannot be written;
+70 (EX_SOFTWARE) for a bug. --help, --usage and --version exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Final, NoReturn
+
+from mandos.client import args as cli
+from mandos.client import network
+from mandos.client.args import PROG, ClientOptions, Info
+from mandos.client.session import AttemptFailed, SockAddr, Timeouts, fetch_encrypted_secret
+from mandos.core.errors import (
+    EX_IOERR,
+    EX_SOFTWARE,
+    EX_UNAVAILABLE,
+    EX_USAGE,
+    DecryptError,
+    KeyFileError,
+    MandosError,
+    UsageError,
+)
+from mandos.core.values import Secret
+
+if TYPE_CHECKING:  # only for typing: importing it pulls in ctypes and libgnutls
+    from mandos.adapters.gnutls.session import RawKeyCredentials
+
+log = logging.getLogger("mandos.client")
+
+STOP_SIGNALS: Final = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+LOG_PREFIX: Final = f"Mandos plugin {PROG}: "
+
+
+class Interrupted(BaseException):
+    """A stop signal arrived outside the event loop; unwinds to the clean-up."""
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """The key material read at start-up (never logged)."""
+
+    credentials: RawKeyCredentials
+    pubkey: bytes
+    seckey: bytes
+
+
+class _Stopper:
+    """Turns a stop signal into an exception (synchronous parts) or a task cancel (asyncio)."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.armed = True
+        self._task: asyncio.Task[Secret] | None = None
+
+    def install(self) -> None:
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, self._handle)
+
+    def attach(self, task: asyncio.Task[Secret] | None) -> None:
+        self._task = task
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.signum is None:
+            self.signum = signum
+        if self._task is not None:
+            self._task.get_loop().call_soon_threadsafe(self._task.cancel)
+        elif self.armed:
+            self.armed = False
+            raise Interrupted
+
+    def reraise(self) -> NoReturn:
+        """Die by the signal that stopped us, as the reference does."""
+        assert self.signum is not None
+        signal.signal(self.signum, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [self.signum])
+        os.kill(os.getpid(), self.signum)
+        raise SystemExit(128 + self.signum)  # not reached unless the signal is ignored
+
+
+def _setup_logging(debug: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_PREFIX + "%(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if debug else logging.WARNING)
+    if not debug:  # zeroconf's and asyncio's own chatter is only for --debug
+        for name in ("zeroconf", "asyncio"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def _read(path: str, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise KeyFileError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
+
+
+def load_keys(opts: ClientOptions) -> Keys:
+    """Read and check every key file; KeyFileError names the file that cannot be used."""
+    from mandos.adapters.gnutls.session import RawKeyCredentials
+
+    pubkey = _read(opts.pubkey, "OpenPGP public key")
+    seckey = _read(opts.seckey, "OpenPGP secret key")
+    for data, path in ((pubkey, opts.pubkey), (seckey, opts.seckey)):
+        if b"-----BEGIN PGP" not in data:
+            raise KeyFileError(f"{path}: not an ASCII-armoured OpenPGP key")
+    tls_pub = _read(opts.tls_pubkey, "TLS public key")
+    tls_priv = _read(opts.tls_privkey, "TLS private key")
+    try:
+        credentials = RawKeyCredentials.from_pem(tls_pub, tls_priv)
+    except MandosError as exc:
+        raise KeyFileError(f"{opts.tls_pubkey}, {opts.tls_privkey}: {exc}") from exc
+    if opts.dh_params is not None:
+        try:
+            credentials.set_dh_params_pem(_read(opts.dh_params, "DH parameters"))
+        except MandosError as exc:
+            log.warning("Not using DH parameters: %s", exc)
+    elif opts.dh_bits is not None:
+        try:
+            credentials.set_dh_bits(opts.dh_bits)
+        except MandosError as exc:
+            log.warning("Not using %d DH bits: %s", opts.dh_bits, exc)
+    return Keys(credentials, pubkey, seckey)
+
+
+async def _try_server(
+    label: str, family: int, sockaddr: SockAddr, opts: ClientOptions, keys: Keys, t: Timeouts
+) -> Secret:
+    """Try one server every --retry seconds until it gives a secret that decrypts."""
+    from mandos.adapters import openpgp
+
+    while True:
+        log.debug("Connecting to %s", label)
+        try:
+            blob = await fetch_encrypted_secret(
+                family, sockaddr, opts.priority, keys.credentials, t
+            )
+            log.debug("Received %d bytes from %s; decrypting", len(blob), label)
+            return Secret(openpgp.decrypt(blob, keys.seckey, keys.pubkey))
+        except AttemptFailed as exc:
+            log.warning("%s: %s", label, exc)
+        except DecryptError as exc:
+            log.warning("%s: cannot decrypt what it sent: %s", label, exc)
+        log.debug("Retrying %s in %g seconds", label, opts.retry)
+        await asyncio.sleep(opts.retry)
+
+
+def _connect_target(opts: ClientOptions) -> tuple[str, int, SockAddr]:
+    import socket
+
+    target = opts.connect
+    assert target is not None
+    if not target.ipv6:
+        return f"{target.host}:{target.port}", socket.AF_INET, (target.host, target.port)
+    scope_id = 0
+    if target.scope is not None:
+        try:
+            scope_id = (
+                int(target.scope) if target.scope.isdigit() else socket.if_nametoindex(target.scope)
+            )
+        except OSError:
+            log.warning("No interface %s for %s", target.scope, target.host)
+    label = f"[{target.host}{'%' + target.scope if target.scope else ''}]:{target.port}"
+    return label, socket.AF_INET6, (target.host, target.port, 0, scope_id)
+
+
+async def obtain_secret(
+    opts: ClientOptions, keys: Keys, interfaces: Sequence[str], timeouts: Timeouts | None = None
+) -> Secret:
+    """Try servers until one gives a secret that decrypts; runs until cancelled otherwise."""
+    t = timeouts or Timeouts()
+    if opts.connect is not None:
+        label, family, sockaddr = _connect_target(opts)
+        return await _try_server(label, family, sockaddr, opts, keys, t)
+    from mandos.client import discovery  # only here: zeroconf is slow to import
+
+    found: list[Secret] = []
+
+    async def one_server(addr: discovery.ServerAddress) -> None:
+        label = str(addr) + (f" ({addr.name})" if addr.name else "")
+        sockaddr = discovery.connect_args(addr)
+        found.append(await _try_server(label, addr.family, sockaddr, opts, keys, t))
+        raise _Found  # leaving the task group cancels every other task in it
+
+    async def browse(tg: asyncio.TaskGroup) -> None:
+        async with discovery.ServerDiscovery(interfaces) as servers:
+            async for addr in servers:
+                log.debug("Found server %s", addr)
+                tg.create_task(one_server(addr))
+
+    try:
+        # Every server has its own task, so a silent one never delays the others.
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(browse(tg))
+    except ExceptionGroup as group:
+        if found:
+            return found[0]
+        errors = [e for e in group.exceptions if isinstance(e, MandosError)]
+        if errors:
+            raise errors[0] from group
+        raise
+    raise AssertionError("unreachable: browsing never ends")
+
+
+class _Found(Exception):
+    """A secret has arrived."""
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _run(opts: ClientOptions, keys: Keys, stopper: _Stopper) -> int | None:
+    """Hooks, interfaces, the asyncio part and the output; always cleans up.
+
+    Returns the exit status, or None when a signal stopped it before a password was printed.
+    """
+    brought_up: list[str] = []
+    try:
+        network.run_hooks("start", opts)
+        use, may_bring_up, missing = network.choose_interfaces(opts, network.sysfs_interfaces())
+        for name in missing:
+            log.warning("Not using nonexisting interface %s", name)
+        network.bring_up(may_bring_up, opts.delay, brought_up)
+        if not brought_up:
+            log.debug("No interfaces were brought up")
+        secret = asyncio.run(_main_task(opts, keys, use, stopper))
+        stopper.armed = False
+        # Printed before the clean-up, so that the disk is unlocked meanwhile.
+        try:
+            _write_all(sys.stdout.fileno(), secret.reveal())
+        except OSError as exc:
+            log.error("cannot write the password: %s", exc.strerror or exc)
+            return EX_IOERR
+        return 0
+    except (Interrupted, asyncio.CancelledError):
+        return None
+    finally:
+        stopper.armed = False  # a second signal must not cut the clean-up short
+        stopper.attach(None)
+        network.take_down(brought_up)
+        network.run_hooks("stop", opts)
+
+
+async def _main_task(
+    opts: ClientOptions, keys: Keys, interfaces: Sequence[str], stopper: _Stopper
+) -> Secret:
+    task = asyncio.current_task()
+    assert task is not None
+    stopper.attach(task)
+    if stopper.signum is not None:  # arrived before the loop was running
+        raise asyncio.CancelledError
+    try:
+        return await obtain_secret(opts, keys, interfaces)
+    finally:
+        stopper.attach(None)
+
+
+def _usage_error(message: str) -> int:
+    sys.stderr.write(
+        f"{PROG}: {message}\nTry `{PROG} --help' or `{PROG} --usage' for more information.\n"
+    )
+    return EX_USAGE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run mandos-client with these arguments (without the program name); the exit status."""
+    stopper = _Stopper()
+    stopper.install()
+    try:
+        parsed = cli.parse_args(sys.argv[1:] if argv is None else argv)
+    except UsageError as exc:
+        return _usage_error(str(exc))
+    except Interrupted:
+        stopper.reraise()
+    if isinstance(parsed, Info):
+        texts = {
+            Info.HELP: cli.help_text,
+            Info.USAGE: cli.usage_text,
+            Info.VERSION: cli.version_text,
+        }
+        sys.stdout.write(texts[parsed]())
+        return 0
+    _setup_logging(parsed.debug)
+    try:
+        keys = load_keys(parsed)
+        status = _run(parsed, keys, stopper)
+    except Interrupted:
+        status = None
+    except MandosError as exc:
+        log.error("%s", exc)  # one line, no traceback, by design
+        return EX_UNAVAILABLE if isinstance(exc, KeyFileError) else exc.exit_code
+    except Exception as exc:
+        log.critical("internal error: %s", type(exc).__name__, exc_info=parsed.debug)
+        return EX_SOFTWARE
+    if status is None:
+        log.debug("%s exiting due to signal %s", PROG, stopper.signum)
+        stopper.reraise()
+    return status
+
+
+def entry() -> NoReturn:
+    """Console-script entry point."""
+    raise SystemExit(main())

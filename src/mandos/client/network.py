@@ -1,0 +1,213 @@
+"""Network interfaces and network hooks for mandos-client (REFERENCE A11, A12).
+
+Rules of this module:
+1. Interface choice is pure (``choose_interfaces``): names and flags in, names out. Automatic
+   choice rejects loopback and NOARP interfaces, and also point-to-point and non-broadcast ones
+   unless --connect is given (mandos-client(8mandos), DESCRIPTION).
+2. Interfaces are brought up and down with SIOCGIFFLAGS/SIOCSIFFLAGS (netdevice(7)) through
+   ``fcntl.ioctl``: no ``ip`` binary is needed in the initramfs, and no process is started.
+   Only interfaces this program brought up are taken down again.
+3. Hooks: regular executable files whose names match ``[A-Za-z0-9_.-]+``, run in sorted order
+   with stdin from /dev/null and stdout sent to stderr; a failing hook is only a warning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import re
+import socket
+import struct
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Final
+
+from mandos.client.args import ClientOptions
+
+log = logging.getLogger("mandos.client")
+
+SYS_CLASS_NET: Final = Path("/sys/class/net")
+PRINTK: Final = Path("/proc/sys/kernel/printk")
+# <linux/if.h>
+IFF_UP: Final = 0x1
+IFF_BROADCAST: Final = 0x2
+IFF_LOOPBACK: Final = 0x8
+IFF_POINTOPOINT: Final = 0x10
+IFF_RUNNING: Final = 0x40
+IFF_NOARP: Final = 0x80
+# <linux/sockios.h>
+SIOCGIFFLAGS: Final = 0x8913
+SIOCSIFFLAGS: Final = 0x8914
+_IFREQ: Final = struct.Struct("16sH22x")  # struct ifreq: name, then ifr_flags (a short)
+#: While interfaces come up, the console log level is lowered to this (KERN_NOTICE).
+QUIET_CONSOLE_LEVEL: Final = 5
+POLL_INTERVAL: Final = 0.25
+HOOK_NAME: Final = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def suitable(flags: int, *, connect: bool) -> bool:
+    """Whether an interface with these flags may be chosen automatically."""
+    if flags & (IFF_LOOPBACK | IFF_NOARP):
+        return False
+    return connect or (bool(flags & IFF_BROADCAST) and not flags & IFF_POINTOPOINT)
+
+
+def choose_interfaces(
+    opts: ClientOptions, available: Mapping[str, int]
+) -> tuple[list[str], list[str], list[str]]:
+    """(interfaces to use, those of them that may be brought up, named ones that do not exist)."""
+    if opts.auto_interfaces:
+        use = [
+            n for n, f in sorted(available.items()) if suitable(f, connect=opts.connect is not None)
+        ]
+        return use, (use if opts.auto_bring_up else []), []
+    missing = [n for n in opts.interfaces if n not in available]
+    use = [n for n in dict.fromkeys(opts.interfaces) if n in available]
+    return use, [n for n in use if n in opts.bring_up], missing
+
+
+def sysfs_interfaces(root: Path = SYS_CLASS_NET) -> dict[str, int]:
+    """Every interface in /sys/class/net with its flags."""
+    found: dict[str, int] = {}
+    with contextlib.suppress(OSError):
+        for entry in root.iterdir():
+            with contextlib.suppress(OSError, ValueError):
+                found[entry.name] = int((entry / "flags").read_text().strip(), 16)
+    return found
+
+
+def get_flags(sock: socket.socket, name: str) -> int:
+    """The interface's flags as SIOCGIFFLAGS reports them (IFF_RUNNING included)."""
+    raw = fcntl.ioctl(sock, SIOCGIFFLAGS, _IFREQ.pack(name.encode(), 0))
+    return int(_IFREQ.unpack(raw)[1])
+
+
+def set_flags(sock: socket.socket, name: str, flags: int) -> None:
+    """Set the interface's flags (needs CAP_NET_ADMIN)."""
+    fcntl.ioctl(sock, SIOCSIFFLAGS, _IFREQ.pack(name.encode(), flags & 0xFFFF))
+
+
+@contextlib.contextmanager
+def _quiet_console() -> Iterator[None]:
+    """Lower the console log level while interfaces come up (best effort, root only)."""
+    try:
+        old = PRINTK.read_text().split()
+        if int(old[0]) > QUIET_CONSOLE_LEVEL:
+            PRINTK.write_text(f"{QUIET_CONSOLE_LEVEL}\n")
+        else:
+            old = []
+    except (OSError, ValueError, IndexError):
+        old = []
+    try:
+        yield
+    finally:
+        if old:
+            with contextlib.suppress(OSError):
+                PRINTK.write_text(f"{old[0]}\n")
+
+
+def bring_up(names: Sequence[str], delay: float, brought_up: list[str]) -> None:
+    """Bring up the interfaces that are down, appending each to ``brought_up`` at once, then
+    wait up to ``delay`` seconds for them to be running."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock, _quiet_console():
+        for name in names:
+            try:
+                flags = get_flags(sock, name)
+                if flags & IFF_UP:
+                    log.debug("Interface %s is already up", name)
+                    continue
+                log.debug("Bringing up interface %s", name)
+                set_flags(sock, name, flags | IFF_UP)
+                brought_up.append(name)
+            except OSError as exc:
+                log.warning("Could not bring up interface %s: %s", name, exc.strerror or exc)
+        deadline = time.monotonic() + delay
+        for name in brought_up:
+            while not _running(sock, name) and time.monotonic() < deadline:
+                time.sleep(POLL_INTERVAL)
+            if not _running(sock, name):
+                log.debug("Interface %s is not running after %g seconds", name, delay)
+
+
+def _running(sock: socket.socket, name: str) -> bool:
+    try:
+        return bool(get_flags(sock, name) & IFF_RUNNING)
+    except OSError:
+        return False
+
+
+def take_down(names: Sequence[str]) -> None:
+    """Take down the interfaces this program brought up."""
+    if not names:
+        log.debug("No interfaces needed to be taken down")
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for name in names:
+            try:
+                set_flags(sock, name, get_flags(sock, name) & ~IFF_UP)
+                log.debug("Took down interface %s", name)
+            except OSError as exc:
+                log.warning("Could not take down interface %s: %s", name, exc.strerror or exc)
+
+
+def find_hooks(hook_dir: str) -> list[Path]:
+    """The runnable hooks in ``hook_dir``, in sorted order; a missing directory has none."""
+    try:
+        names = sorted(entry.name for entry in Path(hook_dir).iterdir())
+    except OSError as exc:
+        log.debug("No network hooks in %s: %s", hook_dir, exc.strerror or exc)
+        return []
+    hooks: list[Path] = []
+    for name in names:
+        path = Path(hook_dir, name)
+        if not HOOK_NAME.fullmatch(name):
+            log.debug("Ignoring hook %r: bad name", name)
+        elif not path.is_file():
+            log.debug("Ignoring hook %r: not a file", name)
+        elif not os.access(path, os.X_OK):
+            log.debug("Ignoring hook %r: not executable", name)
+        else:
+            hooks.append(path)
+    return hooks
+
+
+def hook_environment(mode: str, opts: ClientOptions, base: Mapping[str, str]) -> dict[str, str]:
+    """The environment a hook runs in (REFERENCE A12)."""
+    env = dict(base)
+    env.update(
+        MANDOSNETHOOKDIR=opts.network_hook_dir,
+        DEVICE=opts.device,
+        MODE=mode,
+        VERBOSITY="1" if opts.debug else "0",
+    )
+    if mode in ("start", "stop"):
+        env["DELAY"] = f"{opts.delay:f}"
+        if opts.connect_raw is not None:
+            env["CONNECT"] = opts.connect_raw
+    return env
+
+
+def run_hooks(mode: str, opts: ClientOptions) -> None:
+    """Run every network hook with ``mode`` as its argument, one after the other."""
+    hooks = find_hooks(opts.network_hook_dir)
+    if not hooks:
+        return
+    import subprocess  # only when there are hooks: it costs start-up time
+
+    env = hook_environment(mode, opts, os.environ)
+    for hook in hooks:
+        log.debug("Running network hook %s %s", hook, mode)
+        try:
+            result = subprocess.run(  # noqa: S603 - the hook directory is trusted configuration
+                [str(hook), mode], stdin=subprocess.DEVNULL, stdout=2, env=env, check=False
+            )
+        except OSError as exc:
+            log.warning("Network hook %s could not run: %s", hook.name, exc.strerror or exc)
+            continue
+        if result.returncode != 0:
+            log.warning(
+                "Network hook %s %s exited with status %d", hook.name, mode, result.returncode
+            )

@@ -1,0 +1,145 @@
+"""One attempt to fetch the encrypted secret from one Mandos server (REFERENCE B, client side).
+
+Rules of this module:
+1. The wire, in order: TCP connect with TCP_NODELAY, ``1\\r\\n`` in ONE send (a split version
+   line can be lost under SYN cookies; DECISIONS.md, Traps), then TLS with the roles reversed:
+   we are the TLS *server* and present our raw public key. Then read until close_notify, then bye.
+2. Every step before the data has a time limit, so a silent server never holds us. The wait for
+   the data has none by default: a real server may hold the connection while an operator
+   approves (approval_delay). TCP keepalive notices a server that vanished meanwhile.
+3. Every failure leaves as ``AttemptFailed`` with a one-line message (no key material); zero
+   bytes received means the server refused us, which is also an ``AttemptFailed`` (``refused``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any, Final
+
+from mandos.adapters.gnutls.session import RawKeyCredentials, Session
+from mandos.adapters.tls_stream import TLSStream
+from mandos.core.errors import MandosError, RemoteProtocolError, TLSError
+
+VERSION_LINE: Final = b"1\r\n"
+#: The largest secret we accept: a LUKS key file is at most 8 MiB, OpenPGP adds little.
+MAX_SECRET_BYTES: Final = 16 * 1024 * 1024
+#: (TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT): a vanished server is noticed in about 2 minutes.
+KEEPALIVE: Final = (60, 10, 6)
+
+SockAddr = tuple[str, int] | tuple[str, int, int, int]
+
+
+class AttemptFailed(MandosError):
+    """This attempt got no secret; the message is one line, and the server may be retried."""
+
+    def __init__(self, message: str, *, refused: bool = False) -> None:
+        super().__init__(message)
+        self.refused = refused
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Per-attempt time limits in seconds; None means no limit."""
+
+    connect: float | None = 10.0
+    handshake: float | None = 10.0
+    receive: float | None = None
+    bye: float | None = 5.0
+
+
+def os_error_text(exc: OSError) -> str:
+    """The C library's text for the error ("Connection refused"), without Python's decoration."""
+    return os.strerror(exc.errno) if exc.errno else str(exc)
+
+
+def _new_socket(family: int) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        idle, interval, count = KEEPALIVE
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, idle)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, interval)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, count)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def _step(what: str, limit: float | None, step: Coroutine[Any, Any, None]) -> None:
+    """Await one protocol step within ``limit`` seconds; failures name the step."""
+    try:
+        async with asyncio.timeout(limit):
+            await step
+    except TimeoutError:
+        raise AttemptFailed(f"{what}: no answer within {limit:g} seconds") from None
+    except TLSError as exc:
+        raise AttemptFailed(f"{what}: {exc}") from exc
+    except OSError as exc:
+        raise AttemptFailed(f"{what}: {os_error_text(exc)}") from exc
+
+
+async def _connect(family: int, sockaddr: SockAddr, limit: float | None) -> socket.socket:
+    loop = asyncio.get_running_loop()
+    sock = _new_socket(family)
+    try:
+        await _step("connect", limit, loop.sock_connect(sock, sockaddr))
+        # A fresh connection has an empty send buffer: three bytes always go in one send().
+        sent = sock.send(VERSION_LINE)
+    except BaseException as exc:
+        sock.close()
+        if isinstance(exc, OSError):
+            raise AttemptFailed(f"send: {os_error_text(exc)}") from exc
+        raise
+    if sent != len(VERSION_LINE):
+        sock.close()
+        raise AttemptFailed("send: the version line did not go in one piece")
+    return sock
+
+
+async def fetch_encrypted_secret(
+    family: int,
+    sockaddr: SockAddr,
+    priority: str,
+    credentials: RawKeyCredentials,
+    timeouts: Timeouts = Timeouts(),  # frozen, so one shared default is safe
+    limit: int = MAX_SECRET_BYTES,
+) -> bytes:
+    """The bytes the server sent before close_notify (never empty); AttemptFailed otherwise."""
+    try:
+        sock = await _connect(family, sockaddr, timeouts.connect)
+        try:
+            session = Session.mandos_client(sock.fileno(), priority, credentials)
+        except BaseException:
+            sock.close()
+            raise
+        stream = TLSStream(session, sock)
+        try:
+            await _step("TLS handshake", timeouts.handshake, stream.handshake())
+            try:
+                async with asyncio.timeout(timeouts.receive):
+                    data = await stream.recv_until_eof(limit)
+            except TimeoutError:
+                raise AttemptFailed("receive: no secret within the time limit") from None
+            except TLSError as exc:
+                raise AttemptFailed(f"receive: {exc}") from exc
+            # The data is complete at close_notify: a failing bye() changes nothing.
+            with contextlib.suppress(TLSError, OSError, TimeoutError):
+                async with asyncio.timeout(timeouts.bye):
+                    await stream.bye()
+        finally:
+            stream.close()
+    except RemoteProtocolError as exc:
+        raise AttemptFailed(str(exc)) from exc
+    except (TLSError, OSError) as exc:  # the socket and session set-up
+        raise AttemptFailed(f"TLS session: {exc}") from exc
+    if not data:
+        raise AttemptFailed("the server sent nothing (refused)", refused=True)
+    return data
