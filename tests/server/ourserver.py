@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,8 +101,14 @@ def our_server(
     statedir: Path | None = None,
     host: str = "127.0.0.1",
     startup_timeout: float = 30,
+    use_dbus: bool = False,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[RunningServer]:
-    """Start our server in the foreground with ``clients_conf`` on a free loopback port."""
+    """Start our server in the foreground with ``clients_conf`` on a free loopback port.
+
+    ``use_dbus`` drops ``--no-dbus``; ``env`` is added to the server's environment (such as a
+    private bus's ``DBUS_SYSTEM_BUS_ADDRESS``).
+    """
     with tempfile.TemporaryDirectory(prefix="mandos-test-") as tmp:
         base = Path(tmp)
         configdir = base / "conf"
@@ -115,14 +121,15 @@ def our_server(
         port = free_port(socket.AF_INET6 if ":" in host else socket.AF_INET)
         argv = [
             sys.executable, "-m", "mandos.server",
-            "--foreground", "--debug", "--no-zeroconf", "--no-dbus",
+            "--foreground", "--debug", "--no-zeroconf",
+            *(() if use_dbus else ("--no-dbus",)),
             f"--address={host}", f"--port={port}",
             f"--configdir={configdir}", f"--statedir={state}",
             *extra_args,
         ]  # fmt: skip
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
         with logfile.open("wb") as log:
-            process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+            process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=full_env)
         server = RunningServer(process, host, port, configdir, state, logfile)
         try:
             _wait_until_listening(server, startup_timeout)

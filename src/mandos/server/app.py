@@ -34,6 +34,7 @@ log = logging.getLogger("mandos")
 
 SAVE_MIN_INTERVAL_SECONDS = 1.0
 MAX_SLEEP_SECONDS = 60.0
+TICK_BATCH_SECONDS = 0.05
 
 ClientsLoader = Callable[[], tuple[ClientConfig, ...]]
 
@@ -197,6 +198,9 @@ class MandosServer:
                 delay = min(delay, max(0.0, (deadline - self._now()).total_seconds()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
+                # Woken by a change: let a burst of changes gather, so that a storm of
+                # connections costs one tick, not one each (tick is O(clients)).
+                await asyncio.sleep(TICK_BATCH_SECONDS)
 
     async def _saver(self, registry: Registry) -> None:
         while True:
