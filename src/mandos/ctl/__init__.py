@@ -1,0 +1,1 @@
+"""mandos-ctl: the command-line client of the Mandos server's D-Bus API."""
