@@ -69,6 +69,8 @@ class MandosServer:
         self.effects = EffectRunner(self.checkers, self._save_wanted.set, self._wake.set)
         self.registry: Registry | None = None
         self.port: int | None = None
+        #: Called with the new Zeroconf name after a collision (main uses it for log lines).
+        self.on_rename: Callable[[str], None] = lambda name: None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -213,7 +215,15 @@ class MandosServer:
         from mandos.adapters.zeroconf_service import announce_forever
 
         assert self.port is not None
-        await announce_forever(self.config, self.port)
+        try:
+            await announce_forever(self.config, self.port, on_rename=self._renamed)
+        except MandosError as exc:
+            # Clients given --connect can still be served: keep running, loudly.
+            log.error("Zeroconf announcement failed: %s", exc)
+
+    def _renamed(self, name: str) -> None:
+        log.warning("Changing Zeroconf service name to %r", name)
+        self.on_rename(name)
 
     # -- callbacks and helpers ----------------------------------------------------------------
 

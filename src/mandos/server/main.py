@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import grp
 import logging
 import os
@@ -130,6 +131,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         clients_loader(config.configdir)  # fail fast, before daemonising, on a bad file
         Path(config.statedir).mkdir(mode=0o700, parents=True, exist_ok=True)
         server = MandosServer(config, lambda: clients_loader(config.configdir))
+        server.on_rename = lambda name: configure_logging(
+            dataclasses.replace(config, servicename=name)
+        )
         pid_file = None
         if not (config.foreground or config.debug):
             daemonize()
