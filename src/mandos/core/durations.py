@@ -23,6 +23,7 @@ Rules of this module (observed by running Mandos 1.8.16's own functions):
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import timedelta
 from typing import Final
@@ -103,6 +104,7 @@ def _sum_tokens(tokens: list[tuple[str, str]]) -> timedelta:
     return total
 
 
+@functools.lru_cache(maxsize=256)  # pure; a big clients.conf repeats the same few values
 def parse_duration(text: str) -> timedelta:
     """Parse a clients.conf time value: RFC 3339, else the pre-1.6.1 ``1d 2h`` syntax.
 
