@@ -12,37 +12,32 @@ from typing import Any
 import pytest
 
 from mandos import __version__
-from tests.ctl.refserver import (
-    Ran,
-    clients_conf,
-    our_ctl,
-    reference_ctl,
-    reference_keys,
-    running_server,
-)
-from tests.interop.reference import (
-    REFERENCE_PASSWORD,
-    PrivateSystemBus,
-    ReferenceServer,
-    run_reference_client,
-)
+from tests.ctl.ourbus import ServerUnderTest, StartServer, running_reference_server
+from tests.ctl.refserver import Ran, clients_conf, our_ctl, reference_ctl, reference_keys
+from tests.interop.reference import REFERENCE_PASSWORD, PrivateSystemBus, run_reference_client
 
 pytestmark = pytest.mark.interop
 
-Server = tuple[PrivateSystemBus, ReferenceServer]
+Server = tuple[PrivateSystemBus, ServerUnderTest]
+
+
+@pytest.fixture(scope="module")
+def start_server() -> StartServer:
+    """Which server the scenarios run against: Debian's here (test_ctl_our_server: ours)."""
+    return running_reference_server
 
 
 @pytest.fixture
-def server() -> Iterator[Server]:
-    """A fresh reference server (tests change its clients)."""
-    with running_server() as pair:
+def server(start_server: StartServer) -> Iterator[Server]:
+    """A fresh server (tests change its clients)."""
+    with start_server(None) as pair:
         yield pair
 
 
 @pytest.fixture(scope="module")
-def shared_server() -> Iterator[Server]:
-    """One reference server for the read-only comparisons."""
-    with running_server() as pair:
+def shared_server(start_server: StartServer) -> Iterator[Server]:
+    """One server for the read-only comparisons."""
+    with start_server(None) as pair:
         yield pair
 
 
@@ -214,9 +209,9 @@ def _wait_pending(bus: PrivateSystemBus, timeout: float = 60) -> None:
         time.sleep(0.3)
 
 
-def test_approve_lets_real_client_get_password() -> None:
+def test_approve_lets_real_client_get_password(start_server: StartServer) -> None:
     conf = clients_conf(approval_delay="PT5M", approved_by_default="False")
-    with running_server(conf) as (bus, srv):
+    with start_server(conf) as (bus, srv):
         thread, result = _client_in_background(reference_keys().keydir, srv.connect)
         try:
             _wait_pending(bus)
@@ -227,9 +222,9 @@ def test_approve_lets_real_client_get_password() -> None:
         assert result[0].stdout == REFERENCE_PASSWORD
 
 
-def test_deny_rejects_real_client() -> None:
+def test_deny_rejects_real_client(start_server: StartServer) -> None:
     conf = clients_conf(approval_delay="PT5M", approved_by_default="True")
-    with running_server(conf) as (bus, srv):
+    with start_server(conf) as (bus, srv):
         thread, result = _client_in_background(reference_keys().keydir, srv.connect)
         try:
             _wait_pending(bus)
@@ -242,7 +237,7 @@ def test_deny_rejects_real_client() -> None:
         assert result[0].stdout == b""
 
 
-def test_secret_file_is_what_the_client_gets(tmp_path: Path) -> None:
+def test_secret_file_is_what_the_client_gets(tmp_path: Path, start_server: StartServer) -> None:
     section = reference_keys().section_text
     assert section is not None
     blob_lines = section.split("secret =", 1)[1].splitlines()
@@ -252,7 +247,7 @@ def test_secret_file_is_what_the_client_gets(tmp_path: Path) -> None:
     secret_file = tmp_path / "secret.bin"
     secret_file.write_bytes(base64.b64decode(blob))
     conf = clients_conf().replace(blob_lines[1].strip(), "aGVsbG8K", 1)  # a broken secret
-    with running_server(conf) as (bus, srv):
+    with start_server(conf) as (bus, srv):
         done = our_ctl(bus, ["--secret", str(secret_file), "client1"])
         assert (done.returncode, done.stderr) == (0, "")
         got = run_reference_client(reference_keys().keydir, srv.connect, timeout=90)

@@ -9,7 +9,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from mandos.monitor.app import MonitorApp
-from tests.ctl.refserver import clients_conf, reference_keys, running_server
+from tests.ctl.ourbus import StartServer, running_reference_server
+from tests.ctl.refserver import clients_conf, reference_keys
 from tests.interop.reference import REFERENCE_PASSWORD, PrivateSystemBus, run_reference_client
 
 SIZE = (80, 24)
@@ -31,6 +32,12 @@ async def _until(app: MonitorApp, check: Callable[[], bool], limit: float = 60) 
     while not check():
         assert loop.time() < deadline, f"rows: {app.row_texts()} log: {app.shown_log()[-5:]}"
         await asyncio.sleep(0.2)
+
+
+@pytest.fixture
+def start_server() -> StartServer:
+    """Which server the approval scenario runs against: Debian's (test_app_our_server: ours)."""
+    return running_reference_server
 
 
 @pytest.fixture
@@ -65,10 +72,10 @@ async def test_no_server_keys_and_help(
 
 @pytest.mark.interop
 async def test_approve_key_lets_real_client_get_password(
-    on_bus: Callable[[PrivateSystemBus], None],
+    on_bus: Callable[[PrivateSystemBus], None], start_server: StartServer
 ) -> None:
     conf = clients_conf(approval_delay="PT5M", approved_by_default="True")
-    with running_server(conf) as (bus, srv):
+    with start_server(conf) as (bus, srv):
         on_bus(bus)
         app = MonitorApp()
         async with app.run_test(size=SIZE) as pilot:
@@ -78,7 +85,7 @@ async def test_approve_key_lets_real_client_get_password(
             assert app.row_texts()[1] == "other-one.x: DISABLED"
             client = asyncio.create_task(
                 asyncio.to_thread(
-                    run_reference_client, reference_keys().keydir, srv.connect, timeout=120
+                    run_reference_client, reference_keys().keydir, srv.connect, timeout=90
                 )
             )
             try:
