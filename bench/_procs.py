@@ -5,18 +5,13 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from tests.procs import processes
+
 
 def _children_map() -> dict[int, list[int]]:
     kids: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        kids.setdefault(ppid, []).append(int(entry.name))
+    for proc in processes():
+        kids.setdefault(proc.ppid, []).append(proc.pid)
     return kids
 
 

@@ -5,27 +5,15 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+
+from tests.procs import live_children
 
 
 def _children() -> set[int]:
     """PIDs of this process's live (non-zombie) children."""
-    me = os.getpid()
-    kids: set[int] = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # pid (comm) state ppid ...; comm may contain spaces, so split after the last ')'.
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == me and fields[0] != "Z":
-            kids.add(int(entry.name))
-    return kids
+    return live_children(os.getpid())
 
 
 @pytest.fixture(autouse=True)

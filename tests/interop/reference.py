@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from tests.procs import processes
+
 VERSION = "1.8.16-1"
 PACKAGES = ("mandos", "mandos-client")
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -60,32 +62,6 @@ class ReferenceFailure(RuntimeError):
 
 
 # --------------------------------------------------------------------------- processes
-
-
-@dataclass(frozen=True)
-class ProcInfo:
-    pid: int
-    ppid: int
-    sid: int
-    state: str
-    comm: str
-
-
-def processes() -> list[ProcInfo]:
-    """A snapshot of /proc: pid, ppid, session, state and command name of every process."""
-    procs: list[ProcInfo] = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        head, _, tail = stat.rpartition(")")
-        fields = tail.split()
-        comm = head.partition("(")[2]
-        procs.append(ProcInfo(int(entry.name), int(fields[1]), int(fields[3]), fields[0], comm))
-    return procs
 
 
 def _alive(pids: set[int]) -> set[int]:
