@@ -21,6 +21,7 @@ from tests.interop.reference import (
     run_reference_client,
     with_options,
 )
+from tests.procs import processes
 
 pytestmark = pytest.mark.interop
 
@@ -108,7 +109,7 @@ def test_stop_ends_handler_children_holding_the_port(
         server.wait_for_log(r"TCP connection from")
         sid = server.pid
         server.stop()
-        assert not any(p.sid == sid and p.state != "Z" for p in reference.processes())
+        assert not any(p.sid == sid and p.state != "Z" for p in processes())
         assert not reference.is_listening(os.getpid(), server.port)
         stalled.settimeout(30)
         assert stalled.recv(1) == b""

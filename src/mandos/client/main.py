@@ -1,8 +1,9 @@
 """mandos-client: get the password from a Mandos server and print it (mandos-client(8mandos)).
 
 Composition, in order: parse the options, read the key files (before touching the network),
-run the network hooks with ``start``, bring interfaces up, then under asyncio try the server
-given with --connect, or every server Zeroconf finds, until one sends a secret we can decrypt.
+run the network hooks with ``start``, bring interfaces up, then try the server given with
+--connect (blocking, no event loop: attempt.py), or under asyncio every server Zeroconf finds,
+until one sends a secret we can decrypt.
 Then print it with no newline added, take down the interfaces we brought up and run the hooks
 with ``stop``. SIGTERM, SIGINT and SIGHUP do the same clean-up and then re-raise the signal.
 
@@ -13,11 +14,11 @@ when a key file cannot be used, as the reference; 74 (EX_IOERR) when stdout cann
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Final, NoReturn
 from mandos.client import args as cli
 from mandos.client import network
 from mandos.client.args import PROG, ClientOptions, Info
-from mandos.client.session import AttemptFailed, SockAddr, Timeouts, fetch_encrypted_secret
+from mandos.client.attempt import AttemptFailed, SockAddr, Timeouts, fetch_blocking
 from mandos.core.errors import (
     EX_IOERR,
     EX_SOFTWARE,
@@ -40,7 +41,10 @@ from mandos.core.errors import (
 )
 from mandos.core.values import Secret
 
-if TYPE_CHECKING:  # only for typing: importing it pulls in ctypes and libgnutls
+if TYPE_CHECKING:  # only for typing: libgnutls is loaded when the keys are; asyncio is
+    # imported only for Zeroconf discovery (it is a third of the --connect path's start-up)
+    import asyncio
+
     from mandos.adapters.gnutls.session import RawKeyCredentials
 
 log = logging.getLogger("mandos.client")
@@ -141,11 +145,25 @@ def load_keys(opts: ClientOptions) -> Keys:
     return Keys(credentials, pubkey, seckey)
 
 
+def _decrypt(label: str, blob: bytes, keys: Keys) -> Secret | None:
+    """The password in ``blob``, or None (logged) if it does not decrypt."""
+    from mandos.adapters import openpgp
+
+    log.debug("Received %d bytes from %s; decrypting", len(blob), label)
+    try:
+        return Secret(openpgp.decrypt(blob, keys.seckey, keys.pubkey))
+    except DecryptError as exc:
+        log.warning("%s: cannot decrypt what it sent: %s", label, exc)
+        return None
+
+
 async def _try_server(
     label: str, family: int, sockaddr: SockAddr, opts: ClientOptions, keys: Keys, t: Timeouts
 ) -> Secret:
     """Try one server every --retry seconds until it gives a secret that decrypts."""
-    from mandos.adapters import openpgp
+    import asyncio
+
+    from mandos.client.session import fetch_encrypted_secret
 
     while True:
         log.debug("Connecting to %s", label)
@@ -153,14 +171,31 @@ async def _try_server(
             blob = await fetch_encrypted_secret(
                 family, sockaddr, opts.priority, keys.credentials, t
             )
-            log.debug("Received %d bytes from %s; decrypting", len(blob), label)
-            return Secret(openpgp.decrypt(blob, keys.seckey, keys.pubkey))
+            if (secret := _decrypt(label, blob, keys)) is not None:
+                return secret
         except AttemptFailed as exc:
             log.warning("%s: %s", label, exc)
-        except DecryptError as exc:
-            log.warning("%s: cannot decrypt what it sent: %s", label, exc)
         log.debug("Retrying %s in %g seconds", label, opts.retry)
         await asyncio.sleep(opts.retry)
+
+
+def connect_and_retry(opts: ClientOptions, keys: Keys, timeouts: Timeouts | None = None) -> Secret:
+    """The --connect server, every --retry seconds, until its secret decrypts (no event loop).
+
+    Blocks until then; a stop signal raises out of it (the socket is closed on the way).
+    """
+    t = timeouts or Timeouts()
+    label, family, sockaddr = _connect_target(opts)
+    while True:
+        log.debug("Connecting to %s", label)
+        try:
+            blob = fetch_blocking(family, sockaddr, opts.priority, keys.credentials, t)
+            if (secret := _decrypt(label, blob, keys)) is not None:
+                return secret
+        except AttemptFailed as exc:
+            log.warning("%s: %s", label, exc)
+        log.debug("Retrying %s in %g seconds", label, opts.retry)
+        time.sleep(opts.retry)
 
 
 def _connect_target(opts: ClientOptions) -> tuple[str, int, SockAddr]:
@@ -186,6 +221,8 @@ async def obtain_secret(
     opts: ClientOptions, keys: Keys, interfaces: Sequence[str], timeouts: Timeouts | None = None
 ) -> Secret:
     """Try servers until one gives a secret that decrypts; runs until cancelled otherwise."""
+    import asyncio
+
     t = timeouts or Timeouts()
     if opts.connect is not None:
         label, family, sockaddr = _connect_target(opts)
@@ -202,6 +239,11 @@ async def obtain_secret(
 
     async def browse(tg: asyncio.TaskGroup) -> None:
         async with discovery.ServerDiscovery(interfaces) as servers:
+            # The first mDNS query waits 20-120 ms (RFC 6762 5.2): load what a found server
+            # needs meanwhile, not after it is found.
+            from mandos.adapters import openpgp  # noqa: F401
+            from mandos.client import session  # noqa: F401
+
             async for addr in servers:
                 log.debug("Found server %s", addr)
                 tg.create_task(one_server(addr))
@@ -244,7 +286,10 @@ def _run(opts: ClientOptions, keys: Keys, stopper: _Stopper) -> int | None:
         network.bring_up(may_bring_up, opts.delay, brought_up)
         if not brought_up:
             log.debug("No interfaces were brought up")
-        secret = asyncio.run(_main_task(opts, keys, use, stopper))
+        if opts.connect is not None:
+            secret = connect_and_retry(opts, keys)
+        else:
+            secret = _discover(opts, keys, use, stopper)
         stopper.armed = False
         # Printed before the clean-up, so that the disk is unlocked meanwhile.
         try:
@@ -253,7 +298,7 @@ def _run(opts: ClientOptions, keys: Keys, stopper: _Stopper) -> int | None:
             log.error("cannot write the password: %s", exc.strerror or exc)
             return EX_IOERR
         return 0
-    except (Interrupted, asyncio.CancelledError):
+    except Interrupted:
         return None
     finally:
         stopper.armed = False  # a second signal must not cut the clean-up short
@@ -262,9 +307,23 @@ def _run(opts: ClientOptions, keys: Keys, stopper: _Stopper) -> int | None:
         network.run_hooks("stop", opts)
 
 
+def _discover(
+    opts: ClientOptions, keys: Keys, interfaces: Sequence[str], stopper: _Stopper
+) -> Secret:
+    """Zeroconf discovery under asyncio; a stop signal cancels it (raised as Interrupted)."""
+    import asyncio
+
+    try:
+        return asyncio.run(_main_task(opts, keys, interfaces, stopper))
+    except asyncio.CancelledError:
+        raise Interrupted from None
+
+
 async def _main_task(
     opts: ClientOptions, keys: Keys, interfaces: Sequence[str], stopper: _Stopper
 ) -> Secret:
+    import asyncio
+
     task = asyncio.current_task()
     assert task is not None
     stopper.attach(task)

@@ -1,4 +1,7 @@
-"""One attempt to fetch the encrypted secret from one Mandos server (REFERENCE B, client side).
+"""One attempt to fetch the encrypted secret from one Mandos server, under asyncio (REFERENCE B).
+
+The discovery path uses this (many servers at once); --connect uses the blocking twin in
+attempt.py, which also defines the shared names (AttemptFailed, Timeouts, the socket set-up).
 
 Rules of this module:
 1. The wire, in order: TCP connect with TCP_NODELAY, ``1\\r\\n`` in ONE send (a split version
@@ -15,62 +18,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import socket
 from collections.abc import Coroutine
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 from mandos.adapters.gnutls.session import RawKeyCredentials, Session
 from mandos.adapters.tls_stream import TLSStream
-from mandos.core.errors import MandosError, RemoteProtocolError, TLSError
+from mandos.client.attempt import (
+    DEFAULT_TIMEOUTS,
+    MAX_SECRET_BYTES,
+    VERSION_LINE,
+    AttemptFailed,
+    SockAddr,
+    Timeouts,
+    new_socket,
+    os_error_text,
+)
+from mandos.core.errors import RemoteProtocolError, TLSError
 
-VERSION_LINE: Final = b"1\r\n"
-#: The largest secret we accept: a LUKS key file is at most 8 MiB, OpenPGP adds little.
-MAX_SECRET_BYTES: Final = 16 * 1024 * 1024
-#: (TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT): a vanished server is noticed in about 2 minutes.
-KEEPALIVE: Final = (60, 10, 6)
-
-SockAddr = tuple[str, int] | tuple[str, int, int, int]
-
-
-class AttemptFailed(MandosError):
-    """This attempt got no secret; the message is one line, and the server may be retried."""
-
-    def __init__(self, message: str, *, refused: bool = False) -> None:
-        super().__init__(message)
-        self.refused = refused
-
-
-@dataclass(frozen=True, slots=True)
-class Timeouts:
-    """Per-attempt time limits in seconds; None means no limit."""
-
-    connect: float | None = 10.0
-    handshake: float | None = 10.0
-    receive: float | None = None
-    bye: float | None = 5.0
-
-
-def os_error_text(exc: OSError) -> str:
-    """The C library's text for the error ("Connection refused"), without Python's decoration."""
-    return os.strerror(exc.errno) if exc.errno else str(exc)
-
-
-def _new_socket(family: int) -> socket.socket:
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setblocking(False)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        idle, interval, count = KEEPALIVE
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, idle)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, interval)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, count)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+__all__ = ["AttemptFailed", "SockAddr", "Timeouts", "fetch_encrypted_secret"]
 
 
 async def _step(what: str, limit: float | None, step: Coroutine[Any, Any, None]) -> None:
@@ -88,7 +54,7 @@ async def _step(what: str, limit: float | None, step: Coroutine[Any, Any, None])
 
 async def _connect(family: int, sockaddr: SockAddr, limit: float | None) -> socket.socket:
     loop = asyncio.get_running_loop()
-    sock = _new_socket(family)
+    sock = new_socket(family)
     try:
         await _step("connect", limit, loop.sock_connect(sock, sockaddr))
         # A fresh connection has an empty send buffer: three bytes always go in one send().
@@ -109,7 +75,7 @@ async def fetch_encrypted_secret(
     sockaddr: SockAddr,
     priority: str,
     credentials: RawKeyCredentials,
-    timeouts: Timeouts = Timeouts(),  # frozen, so one shared default is safe
+    timeouts: Timeouts = DEFAULT_TIMEOUTS,
     limit: int = MAX_SECRET_BYTES,
 ) -> bytes:
     """The bytes the server sent before close_notify (never empty); AttemptFailed otherwise."""

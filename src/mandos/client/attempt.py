@@ -1,0 +1,203 @@
+"""One attempt to fetch the encrypted secret from one server, without asyncio (REFERENCE B).
+
+The ``--connect`` path of mandos-client uses this module: importing asyncio costs a third of
+the client's start-up, and one connection at a time needs no event loop. The discovery path,
+which talks to many servers at once, uses the asyncio twin in session.py; both share the
+names defined here (AttemptFailed, Timeouts, the socket set-up).
+
+Rules of this module:
+1. The wire, in order: TCP connect with TCP_NODELAY, ``1\\r\\n`` in ONE send (a split version
+   line can be lost under SYN cookies; DECISIONS.md, Traps), then TLS with the roles reversed:
+   we are the TLS *server* and present our raw public key. Then read until close_notify, then bye.
+2. Every step before the data has a time limit (select() with a deadline), so a silent server
+   never holds us. The wait for the data has none by default: a real server may hold the
+   connection while an operator approves. TCP keepalive notices a server that vanished.
+3. Every failure leaves as ``AttemptFailed`` with a one-line message (no key material); zero
+   bytes received means the server refused us, which is also an ``AttemptFailed`` (``refused``).
+4. A signal handler may raise out of any wait: the socket and the session are closed on the way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import select
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final, TypeVar
+
+from mandos.core.errors import MandosError, RemoteProtocolError, TLSError
+
+if TYPE_CHECKING:
+    from mandos.adapters.gnutls.session import RawKeyCredentials, Session
+
+VERSION_LINE: Final = b"1\r\n"
+#: The largest secret we accept: a LUKS key file is at most 8 MiB, OpenPGP adds little.
+MAX_SECRET_BYTES: Final = 16 * 1024 * 1024
+#: (TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT): a vanished server is noticed in about 2 minutes.
+KEEPALIVE: Final = (60, 10, 6)
+CHUNK: Final = 16384  # one TLS record's worth of plaintext
+
+SockAddr = tuple[str, int] | tuple[str, int, int, int]
+T = TypeVar("T")
+
+
+class AttemptFailed(MandosError):
+    """This attempt got no secret; the message is one line, and the server may be retried."""
+
+    def __init__(self, message: str, *, refused: bool = False) -> None:
+        super().__init__(message)
+        self.refused = refused
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Per-attempt time limits in seconds; None means no limit."""
+
+    connect: float | None = 10.0
+    handshake: float | None = 10.0
+    receive: float | None = None
+    bye: float | None = 5.0
+
+
+DEFAULT_TIMEOUTS: Final = Timeouts()
+
+
+def os_error_text(exc: OSError) -> str:
+    """The C library's text for the error ("Connection refused"), without Python's decoration."""
+    return os.strerror(exc.errno) if exc.errno else str(exc)
+
+
+def new_socket(family: int) -> socket.socket:
+    """A non-blocking TCP socket with TCP_NODELAY and keepalive set."""
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        idle, interval, count = KEEPALIVE
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, idle)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, interval)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, count)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _deadline(limit: float | None) -> float | None:
+    return None if limit is None else time.monotonic() + limit
+
+
+def _wait(fd: int, *, write: bool, deadline: float | None) -> None:
+    """Block until ``fd`` is ready in one direction; TimeoutError at the deadline."""
+    while True:
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            raise TimeoutError
+        ready = select.select([], [fd], [], left) if write else select.select([fd], [], [], left)
+        if ready[0] or ready[1]:
+            return
+
+
+def _drive(session: Session, fd: int, step: Callable[[], T | None], deadline: float | None) -> T:
+    """Call ``step`` until it returns a value, waiting where GnuTLS said it would block."""
+    while (result := step()) is None:
+        _wait(fd, write=session.wants_write(), deadline=deadline)
+    return result
+
+
+def _tcp_connect(sock: socket.socket, sockaddr: SockAddr, limit: float | None) -> None:
+    """Connect the non-blocking ``sock``; AttemptFailed names what went wrong."""
+    err = sock.connect_ex(sockaddr)
+    if err == errno.EINPROGRESS:  # wait until writable, then read the outcome
+        try:
+            _wait(sock.fileno(), write=True, deadline=_deadline(limit))
+        except TimeoutError:
+            raise AttemptFailed(f"connect: no answer within {limit:g} seconds") from None
+        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if err:
+        raise AttemptFailed(f"connect: {os.strerror(err)}")
+
+
+def _connect(family: int, sockaddr: SockAddr, limit: float | None) -> socket.socket:
+    sock = new_socket(family)
+    try:
+        _tcp_connect(sock, sockaddr, limit)
+        # A fresh connection has an empty send buffer: three bytes always go in one send().
+        sent = sock.send(VERSION_LINE)
+    except BaseException as exc:
+        sock.close()
+        if isinstance(exc, OSError):
+            raise AttemptFailed(f"send: {os_error_text(exc)}") from exc
+        raise
+    if sent != len(VERSION_LINE):
+        sock.close()
+        raise AttemptFailed("send: the version line did not go in one piece")
+    return sock
+
+
+def _receive(session: Session, fd: int, limit: int, deadline: float | None) -> bytes:
+    parts: list[bytes] = []
+    total = 0
+    while True:
+        size = min(CHUNK, limit + 1 - total)
+        chunk = _drive(session, fd, lambda: session.recv(size), deadline)  # noqa: B023
+        if not chunk:
+            return b"".join(parts)
+        parts.append(chunk)
+        total += len(chunk)
+        if total > limit:
+            raise RemoteProtocolError(f"Peer sent more than {limit} bytes")
+
+
+def fetch_blocking(
+    family: int,
+    sockaddr: SockAddr,
+    priority: str,
+    credentials: RawKeyCredentials,
+    timeouts: Timeouts = DEFAULT_TIMEOUTS,
+    limit: int = MAX_SECRET_BYTES,
+) -> bytes:
+    """The bytes the server sent before close_notify (never empty); AttemptFailed otherwise."""
+    from mandos.adapters.gnutls.session import Session
+
+    sock = _connect(family, sockaddr, timeouts.connect)
+    fd = sock.fileno()
+    try:
+        session = Session.mandos_client(fd, priority, credentials)
+    except (TLSError, OSError) as exc:
+        sock.close()
+        raise AttemptFailed(f"TLS session: {exc}") from exc
+    except BaseException:
+        sock.close()
+        raise
+    try:
+        what = "TLS handshake"
+        try:
+            _drive(session, fd, lambda: session.handshake() or None, _deadline(timeouts.handshake))
+            what = "receive"
+            data = _receive(session, fd, limit, _deadline(timeouts.receive))
+        except TimeoutError:
+            if what == "receive":
+                raise AttemptFailed("receive: no secret within the time limit") from None
+            limit_s = f"{timeouts.handshake:g}"
+            raise AttemptFailed(f"{what}: no answer within {limit_s} seconds") from None
+        except TLSError as exc:
+            raise AttemptFailed(f"{what}: {exc}") from exc
+        except OSError as exc:
+            raise AttemptFailed(f"{what}: {os_error_text(exc)}") from exc
+        except RemoteProtocolError as exc:
+            raise AttemptFailed(str(exc)) from exc
+        # The data is complete at close_notify: a failing bye() changes nothing.
+        with contextlib.suppress(TLSError, OSError, TimeoutError):
+            _drive(session, fd, lambda: session.bye() or None, _deadline(timeouts.bye))
+    finally:
+        session.close()
+        sock.close()
+    if not data:
+        raise AttemptFailed("the server sent nothing (refused)", refused=True)
+    return data
