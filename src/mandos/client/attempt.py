@@ -123,21 +123,34 @@ def _tcp_connect(sock: socket.socket, sockaddr: SockAddr, limit: float | None) -
         raise AttemptFailed(f"connect: {os.strerror(err)}")
 
 
-def _connect(family: int, sockaddr: SockAddr, limit: float | None) -> socket.socket:
-    sock = new_socket(family)
+def send_version_line(sock: socket.socket) -> socket.socket:
+    """Write the version line on the fresh connection ``sock`` in one send(), and return it.
+
+    A fresh connection has an empty send buffer, so three bytes always go in one piece. On
+    failure ``sock`` is closed and AttemptFailed raised.
+    """
     try:
-        _tcp_connect(sock, sockaddr, limit)
-        # A fresh connection has an empty send buffer: three bytes always go in one send().
         sent = sock.send(VERSION_LINE)
-    except BaseException as exc:
+    except OSError as exc:
         sock.close()
-        if isinstance(exc, OSError):
-            raise AttemptFailed(f"send: {os_error_text(exc)}") from exc
-        raise
+        raise AttemptFailed(f"send: {os_error_text(exc)}") from exc
     if sent != len(VERSION_LINE):
         sock.close()
         raise AttemptFailed("send: the version line did not go in one piece")
     return sock
+
+
+def _connect(family: int, sockaddr: SockAddr, limit: float | None) -> socket.socket:
+    sock = new_socket(family)
+    try:
+        _tcp_connect(sock, sockaddr, limit)
+    except OSError as exc:
+        sock.close()
+        raise AttemptFailed(f"connect: {os_error_text(exc)}") from exc
+    except BaseException:
+        sock.close()
+        raise
+    return send_version_line(sock)
 
 
 def _receive(session: Session, fd: int, limit: int, deadline: float | None) -> bytes:

@@ -27,12 +27,12 @@ from mandos.adapters.tls_stream import TLSStream
 from mandos.client.attempt import (
     DEFAULT_TIMEOUTS,
     MAX_SECRET_BYTES,
-    VERSION_LINE,
     AttemptFailed,
     SockAddr,
     Timeouts,
     new_socket,
     os_error_text,
+    send_version_line,
 )
 from mandos.core.errors import RemoteProtocolError, TLSError
 
@@ -57,17 +57,10 @@ async def _connect(family: int, sockaddr: SockAddr, limit: float | None) -> sock
     sock = new_socket(family)
     try:
         await _step("connect", limit, loop.sock_connect(sock, sockaddr))
-        # A fresh connection has an empty send buffer: three bytes always go in one send().
-        sent = sock.send(VERSION_LINE)
-    except BaseException as exc:
+    except BaseException:
         sock.close()
-        if isinstance(exc, OSError):
-            raise AttemptFailed(f"send: {os_error_text(exc)}") from exc
         raise
-    if sent != len(VERSION_LINE):
-        sock.close()
-        raise AttemptFailed("send: the version line did not go in one piece")
-    return sock
+    return send_version_line(sock)
 
 
 async def fetch_encrypted_secret(
