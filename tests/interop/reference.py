@@ -480,6 +480,7 @@ class ReferenceServer:
         self.output = ""  # everything it wrote to stdout and stderr, filled in on stop()
         self.returncode: int | None = None
         self._baseline: set[int] = set()
+        self._tag = secrets.token_hex(8)
         self.dir: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -526,6 +527,7 @@ class ReferenceServer:
             path.touch(mode=0o600)
             path.write_text(text)
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", **self.bus_env}
+        env[TAG_VAR] = self._tag  # inherited by the gpg-agent it starts to encrypt its state
         with (self.dir / "output.log").open("wb") as log:
             self._proc = subprocess.Popen(
                 self.argv(), env=env, cwd="/", stdin=subprocess.DEVNULL, stdout=log,
@@ -593,6 +595,7 @@ class ReferenceServer:
             end_session(self._proc.pid)
             self.returncode = self._proc.wait(timeout=30)
             self._proc = None
+            reap_tagged_agents(self._tag)
         if self.dir is not None:
             self.output = self.read_output()
             shutil.rmtree(self.dir, ignore_errors=True)
