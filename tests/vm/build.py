@@ -1,0 +1,373 @@
+"""Build what the VM test boots: kernel, chroot, initramfs, keys and encrypted disk (cached).
+
+Rules of this module:
+1. Everything slow is cached under ``.cache/vm`` (or ``$MANDOS_VM_CACHE``): the kernel package
+   and its extracted PVH ``vmlinux``, the mmdebstrap chroot, the keys and the LUKS2 disk. A stage
+   is built in a temporary directory and renamed into place, so an interrupted build is redone.
+2. The initramfs is rebuilt once per test session: it holds the current code, installed into
+   the chroot with ``integration/install --root`` and packed by Debian's real mkinitramfs.
+3. The disk is built on the host without device-mapper: ``mkfs.ext4 -d`` on a file, then
+   ``cryptsetup reencrypt --encrypt`` in userspace with cheap PBKDF2 (VM-BOOT.md section 2).
+4. Nothing here talks to the network except apt (the kernel package, mmdebstrap) and pip (our
+   package's dependencies inside the chroot).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import lzma
+import os
+import secrets
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+REPO: Final = Path(__file__).resolve().parents[2]
+SUITE: Final = "bookworm"
+MIRROR: Final = "http://deb.debian.org/debian"
+CHROOT_PACKAGES: Final = (
+    "initramfs-tools", "cryptsetup-initramfs", "cryptsetup-bin", "busybox", "kmod", "zstd",
+    "python3", "python3-venv", "libgnutls30", "gpg", "gpg-agent", "udev", "klibc-utils",
+)  # fmt: skip
+#: Kernel modules the guest needs (virtio disk and NIC, dm-crypt, ext4).
+GUEST_MODULES: Final = ("virtio_pci", "virtio_blk", "virtio_net", "ext4", "dm_crypt", "xts")
+ROOT_MARKER: Final = "MANDOS-VM-ROOT-OK"
+MAPPER_NAME: Final = "cryptroot"
+PYTHON_PREFIX: Final = "/opt/mandos-py"
+#: The client retries every this many seconds (default 10) so scenario 3 is quick.
+CLIENT_RETRY: Final = "2"
+CLIENT_RUNNER_CONF: Final = f"--options-for=mandos-client:--retry={CLIENT_RETRY},--debug\n"
+
+
+def cache_dir() -> Path:
+    """``$MANDOS_VM_CACHE``, else ``<repo>/.cache/vm`` (gitignored)."""
+    base = os.environ.get("MANDOS_VM_CACHE")
+    path = Path(base) if base else REPO / ".cache" / "vm"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def run(argv: Sequence[str | Path], *, timeout: float = 600, **kw: object) -> str:
+    """Run a build command; its stdout, or an error carrying its output."""
+    proc = subprocess.run(
+        [str(a) for a in argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        **kw,  # type: ignore[call-overload]
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(map(str, argv))}: exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        )
+    return str(proc.stdout)
+
+
+@contextlib.contextmanager
+def locked(name: str) -> Iterator[None]:
+    """Hold an exclusive lock in the cache, so concurrent sessions build each stage once."""
+    with (cache_dir() / f".{name}.lock").open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _fresh(path: Path) -> Path:
+    """A clean temporary sibling of ``path`` to build in."""
+    tmp = path.with_name(path.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+    return tmp
+
+
+# --------------------------------------------------------------------------- kernel
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """The guest kernel: its release, the PVH ELF to boot, and the unpacked package tree."""
+
+    release: str
+    vmlinux: Path
+    tree: Path
+
+
+def kernel_package() -> str:
+    """The versioned package ``linux-image-amd64`` depends on (e.g. linux-image-6.1.0-56-amd64)."""
+    out = subprocess.run(
+        ["apt-cache", "depends", "linux-image-amd64"],
+        capture_output=True, text=True, timeout=120, check=False,
+    ).stdout  # fmt: skip
+    if "Depends:" not in out:  # no package lists yet on a fresh machine
+        run(["apt-get", "update", "-q"], timeout=600)
+        out = run(["apt-cache", "depends", "linux-image-amd64"])
+    for line in out.splitlines():
+        head, _, word = line.strip().partition(":")
+        word = word.strip()
+        if head == "Depends" and word.startswith("linux-image-") and word.endswith("-amd64"):
+            return word
+    raise RuntimeError("no linux-image-*-amd64 package known to apt")
+
+
+def extract_vmlinux(vmlinuz: bytes) -> bytes:
+    """The uncompressed ELF kernel inside a bzImage (Debian's kernels are xz-compressed)."""
+    start = vmlinuz.find(b"\xfd7zXZ\x00")
+    if start < 0:
+        raise RuntimeError("no xz stream in vmlinuz")
+    data = lzma.LZMADecompressor(format=lzma.FORMAT_XZ).decompress(vmlinuz[start:])
+    if not data.startswith(b"\x7fELF"):
+        raise RuntimeError("the xz stream in vmlinuz is not an ELF kernel")
+    return data
+
+
+def ensure_kernel() -> Kernel:
+    """Download (apt-get download) and unpack (dpkg-deb -x) the kernel; extract vmlinux."""
+    with locked("kernel"):
+        package = kernel_package()
+        release = package.removeprefix("linux-image-")
+        final = cache_dir() / "kernel" / release
+        if not (final / "vmlinux").exists():
+            tmp = _fresh(final)
+            tmp.mkdir(parents=True)
+            run(["apt-get", "download", package], cwd=tmp)
+            (deb,) = tmp.glob("*.deb")
+            run(["dpkg-deb", "-x", deb, tmp / "tree"])
+            deb.unlink()
+            vmlinuz = (tmp / "tree" / "boot" / f"vmlinuz-{release}").read_bytes()
+            (tmp / "vmlinux").write_bytes(extract_vmlinux(vmlinuz))
+            final.parent.mkdir(parents=True, exist_ok=True)
+            tmp.rename(final)
+        return Kernel(release, final / "vmlinux", final / "tree")
+
+
+# --------------------------------------------------------------------------- chroot
+
+
+def chroot_recipe() -> str:
+    """What the cached chroot is made of; a change rebuilds it."""
+    return "\n".join([SUITE, MIRROR, *CHROOT_PACKAGES, *GUEST_MODULES, "v2"])
+
+
+def _configure_chroot(root: Path, kernel: Kernel) -> None:
+    """Kernel modules, crypttab and initramfs-tools settings for the guest."""
+    modules = root / "lib" / "modules"
+    modules.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(kernel.tree / "lib" / "modules" / kernel.release, modules / kernel.release)
+    run(["chroot", root, "depmod", kernel.release])
+    (root / "etc" / "crypttab").write_text(f"{MAPPER_NAME} /dev/vda none luks,initramfs\n")
+    (root / "etc" / "initramfs-tools" / "modules").write_text("\n".join(GUEST_MODULES) + "\n")
+    conf = root / "etc" / "initramfs-tools" / "initramfs.conf"
+    text = conf.read_text()
+    text = text.replace("MODULES=most", "MODULES=list")
+    conf.write_text(text + "\nCOMPRESS=zstd\n")
+    (root / "etc" / "cryptsetup-initramfs" / "conf-hook").write_text("CRYPTSETUP=y\n")
+    (root / "etc" / "fstab").write_text(f"/dev/mapper/{MAPPER_NAME} / ext4 ro 0 1\n")
+
+
+def ensure_chroot(kernel: Kernel) -> Path:
+    """A bookworm chroot made by mmdebstrap with initramfs-tools and cryptsetup-initramfs."""
+    with locked("chroot"):
+        digest = hashlib.sha256(chroot_recipe().encode()).hexdigest()[:12]
+        final = cache_dir() / f"chroot-{digest}"
+        if not (final / ".complete").exists():
+            tmp = _fresh(final)
+            run(
+                ["mmdebstrap", "--variant=minbase", f"--include={','.join(CHROOT_PACKAGES)}",
+                 SUITE, tmp, MIRROR],
+                timeout=1200,
+            )  # fmt: skip
+            _configure_chroot(tmp, kernel)
+            (tmp / ".complete").write_text(chroot_recipe())
+            if final.exists():
+                shutil.rmtree(final)
+            tmp.rename(final)
+        return final
+
+
+# --------------------------------------------------------------------------- keys and disk
+
+
+@dataclass(frozen=True)
+class ClientKeys:
+    """A client's key directory (as /etc/keys/mandos), its LUKS passphrase and its section."""
+
+    keydir: Path
+    passphrase: bytes
+    section: str
+
+
+def ensure_keys() -> ClientKeys:
+    """Client keys from our mandos-keygen (RSA-2048 OpenPGP, Ed25519 TLS) and a passphrase."""
+    with locked("keys"):
+        final = cache_dir() / "keys"
+        if not (final / "section.conf").exists():
+            tmp = _fresh(final)
+            tmp.mkdir()
+            keygen = REPO / ".venv" / "bin" / "mandos-keygen"
+            run([keygen, "-d", tmp, "-t", "RSA", "-l", "2048", "-s", "RSA", "-L", "2048",
+                 "-n", "vmtest"])  # fmt: skip
+            (tmp / "passphrase").write_bytes(secrets.token_hex(16).encode())
+            section = run([keygen, "-d", tmp, "-F", tmp / "passphrase", "-S"])
+            (tmp / "section.conf").write_text(section)
+            tmp.rename(final)
+        return ClientKeys(
+            final, (final / "passphrase").read_bytes(), (final / "section.conf").read_text()
+        )
+
+
+def _root_tree(dest: Path) -> None:
+    """A tiny root file system: static busybox and an init that prints the marker."""
+    busybox = shutil.which("busybox")
+    if busybox is None:
+        raise RuntimeError("busybox (busybox-static) is not installed on the host")
+    for d in ("bin", "sbin", "dev", "proc", "sys", "run", "tmp", "etc"):
+        (dest / d).mkdir(parents=True, exist_ok=True)
+    shutil.copy2(busybox, dest / "bin" / "busybox")
+    init = dest / "sbin" / "init"
+    init.write_text(
+        "#!/bin/busybox sh\n"
+        "/bin/busybox mount -t proc proc /proc 2>/dev/null\n"
+        f'echo "{ROOT_MARKER} uptime=$(/bin/busybox cut -d" " -f1 /proc/uptime)"\n'
+        "/bin/busybox sync\n"
+        "/bin/busybox poweroff -f\n"
+    )
+    init.chmod(0o755)
+
+
+def ensure_disk(keys: ClientKeys) -> Path:
+    """A 64 MiB image: LUKS2 (PBKDF2, 1000 iterations) around an ext4 root with the marker init."""
+    with locked("disk"):
+        tag = hashlib.sha256(keys.passphrase + ROOT_MARKER.encode()).hexdigest()[:12]
+        final = cache_dir() / f"disk-{tag}.img"
+        if not final.exists():
+            work = _fresh(cache_dir() / "disk-build")
+            work.mkdir()
+            try:
+                _root_tree(work / "root")
+                image = work / "disk.img"
+                run(["truncate", "-s", "64M", image])
+                run(["mkfs.ext4", "-q", "-F", "-d", work / "root", image, "56M"])
+                pw = work / "passphrase"
+                pw.write_bytes(keys.passphrase)
+                run(["cryptsetup", "reencrypt", "--batch-mode", "--encrypt", "--type", "luks2",
+                     "--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000",
+                     "--reduce-device-size", "16M", "--key-file", pw, image])  # fmt: skip
+                image.rename(final)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+        return final
+
+
+# --------------------------------------------------------------------------- initramfs
+
+
+@contextlib.contextmanager
+def proc_mounted(root: Path) -> Iterator[None]:
+    """/proc mounted in the chroot for the duration (mkinitramfs reads it)."""
+    target = root / "proc"
+    subprocess.run(["mount", "-t", "proc", "proc", str(target)], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", "-l", str(target)], check=False)
+
+
+@dataclass(frozen=True)
+class Initramfs:
+    """A built initramfs and how it was made."""
+
+    path: Path
+    builder: str  # "mkinitramfs" (Debian's initramfs-tools) or "fallback"
+    seconds: float
+
+
+def install_keys(root: Path, keys: ClientKeys, runner_conf: str) -> None:
+    """Put the client keys and plugin-runner.conf where the hook looks for them."""
+    keydir = root / "etc" / "keys" / "mandos"
+    keydir.mkdir(parents=True, exist_ok=True)
+    keydir.chmod(0o700)
+    for name in ("pubkey.txt", "seckey.txt", "tls-pubkey.pem", "tls-privkey.pem"):
+        shutil.copy2(keys.keydir / name, keydir / name)
+    (root / "etc" / "mandos").mkdir(parents=True, exist_ok=True)
+    (root / "etc" / "mandos" / "plugin-runner.conf").write_text(runner_conf)
+
+
+def build_initramfs(root: Path, kernel: Kernel, keys: ClientKeys, out: Path) -> Initramfs:
+    """Install our package and hook into the chroot, then run Debian's mkinitramfs."""
+    start = time.monotonic()
+    with locked("chroot"):
+        run(["bash", REPO / "integration" / "install", "--root", root, "--client-only"],
+            timeout=900)  # fmt: skip
+        # --debug: the client's progress lines on the console explain a failed boot.
+        install_keys(root, keys, CLIENT_RUNNER_CONF)
+        (root / "boot").mkdir(exist_ok=True)
+        for name in (f"config-{kernel.release}", f"System.map-{kernel.release}"):
+            shutil.copy2(kernel.tree / "boot" / name, root / "boot" / name)
+        inside = Path("/tmp") / out.name
+        with proc_mounted(root):
+            run(["chroot", root, "mkinitramfs", "-o", inside, kernel.release], timeout=900)
+        shutil.move(root / str(inside).lstrip("/"), out)
+    return Initramfs(out, "mkinitramfs", time.monotonic() - start)
+
+
+# --------------------------------------------------------------------------- reference client
+
+REFERENCE_VERSION: Final = "1.8.16-1"
+_OURS_IN_CHROOT: Final = (
+    "usr/lib/mandos", "opt/mandos-py", "usr/share/initramfs-tools/hooks/mandos",
+    "usr/share/initramfs-tools/scripts/init-premount/mandos",
+    "usr/share/initramfs-tools/scripts/local-premount/mandos",
+    "usr/share/initramfs-tools/conf-hooks.d/zz-mandos", "etc/initramfs-tools/conf.d/mandos-conf",
+    "usr/lib/dracut/modules.d/90mandos", "etc/mandos", "etc/keys/mandos",
+)  # fmt: skip
+
+
+def ensure_reference_chroot(ours: Path) -> Path:
+    """A copy of the chroot without our files, with Debian's mandos-client installed (apt)."""
+    with locked("chroot-reference"):
+        final = ours.with_name(ours.name + "-reference")
+        if not (final / ".complete-reference").exists():
+            tmp = _fresh(final)
+            run(["cp", "-a", ours, tmp], timeout=900)
+            for rel in _OURS_IN_CHROOT:
+                target = tmp / rel
+                if target.is_dir():
+                    shutil.rmtree(target)
+                elif target.exists():
+                    target.unlink()
+            (tmp / ".complete").unlink(missing_ok=True)
+            env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+            run(["chroot", tmp, "apt-get", "update", "-q"], env=env, timeout=900)
+            with proc_mounted(tmp):
+                run(["chroot", tmp, "apt-get", "install", "-y", "-q", "--no-install-recommends",
+                     "-o", "Dpkg::Options::=--force-confold",
+                     f"mandos-client={REFERENCE_VERSION}"], env=env, timeout=1800)  # fmt: skip
+            (tmp / ".complete-reference").write_text(REFERENCE_VERSION)
+            if final.exists():
+                shutil.rmtree(final)
+            tmp.rename(final)
+        return final
+
+
+def build_reference_initramfs(root: Path, kernel: Kernel, keys: ClientKeys, out: Path) -> Initramfs:
+    """The same initramfs, with Debian's mandos-client 1.8.16 and its hook instead of ours."""
+    start = time.monotonic()
+    with locked("chroot-reference"):
+        install_keys(root, keys, f"--options-for=mandos-client:--retry={CLIENT_RETRY}\n")
+        (root / "boot").mkdir(exist_ok=True)
+        for name in (f"config-{kernel.release}", f"System.map-{kernel.release}"):
+            shutil.copy2(kernel.tree / "boot" / name, root / "boot" / name)
+        inside = Path("/tmp") / out.name
+        with proc_mounted(root):
+            run(["chroot", root, "mkinitramfs", "-o", inside, kernel.release], timeout=900)
+        shutil.move(root / str(inside).lstrip("/"), out)
+    return Initramfs(out, "mkinitramfs+reference", time.monotonic() - start)
