@@ -32,14 +32,10 @@ pytestmark = [pytest.mark.vm, pytest.mark.slow, pytest.mark.timeout(1500)]
 PROMPT = "Please unlock disk cryptroot"
 #: A boot under TCG on a loaded 2-core machine: generous.
 BOOT_TIMEOUT = 200.0
-#: No mandos= option: the client finds the server with Zeroconf. DAD is off in the guest
-#: because our client opens Zeroconf while eth0's link-local address is still tentative; the
-#: bind fails (EADDRNOTAVAIL), python-zeroconf leaves the interface out for good and the
-#: browse hears nothing (seen in 2 of 3 boots). To be fixed in mandos.client (wait for the
-#: address to leave the tentative state); then drop the two sysctl options.
-ZEROCONF_CMDLINE = (
-    "net.ifnames=0 sysctl.net.ipv6.conf.all.accept_dad=0 sysctl.net.ipv6.conf.default.accept_dad=0"
-)
+#: No mandos= option: the client finds the server with Zeroconf. DAD stays on in the guest, as
+#: on a real machine: the client waits for eth0's link-local address to leave the tentative
+#: state before it opens Zeroconf (which binds to that address).
+ZEROCONF_CMDLINE = "net.ifnames=0"
 
 
 def _missing_tools() -> list[str]:

@@ -289,6 +289,7 @@ def _run(opts: ClientOptions, keys: Keys, stopper: _Stopper) -> int | None:
         if opts.connect is not None:
             secret = connect_and_retry(opts, keys)
         else:
+            network.wait_for_link_local(use, opts.delay)
             secret = _discover(opts, keys, use, stopper)
         stopper.armed = False
         # Printed before the clean-up, so that the disk is unlocked meanwhile.

@@ -45,6 +45,11 @@ _IFREQ: Final = struct.Struct("16sH22x")  # struct ifreq: name, then ifr_flags (
 #: While interfaces come up, the console log level is lowered to this (KERN_NOTICE).
 QUIET_CONSOLE_LEVEL: Final = 5
 POLL_INTERVAL: Final = 0.25
+PROC_IF_INET6: Final = Path("/proc/net/if_inet6")
+# <linux/if_addr.h>; scope 0x20 is link-local in /proc/net/if_inet6
+IFA_F_DADFAILED: Final = 0x08
+IFA_F_TENTATIVE: Final = 0x40
+_SCOPE_LINK: Final = 0x20
 HOOK_NAME: Final = re.compile(r"[A-Za-z0-9_.-]+")
 
 
@@ -130,6 +135,47 @@ def bring_up(names: Sequence[str], delay: float, brought_up: list[str]) -> None:
                 time.sleep(POLL_INTERVAL)
             if not _running(sock, name):
                 log.debug("Interface %s is not running after %g seconds", name, delay)
+
+
+def usable_link_local(if_inet6: str) -> set[str]:
+    """Interfaces with an IPv6 link-local address past duplicate-address detection.
+
+    ``if_inet6`` is the text of /proc/net/if_inet6: address, index, prefix length, scope and
+    flags in hex, then the interface name.
+    """
+    names = set()
+    for line in if_inet6.splitlines():
+        fields = line.split()
+        if len(fields) != 6:
+            continue
+        try:
+            scope, flags = int(fields[3], 16), int(fields[4], 16)
+        except ValueError:
+            continue
+        if scope == _SCOPE_LINK and not flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED):
+            names.add(fields[5])
+    return names
+
+
+def wait_for_link_local(names: Sequence[str], delay: float) -> None:
+    """Wait up to ``delay`` seconds until each interface has a usable IPv6 link-local address.
+
+    Zeroconf binds its sockets to that address: opened while the address is still tentative
+    (duplicate-address detection takes about a second after the link comes up), the bind fails
+    and the interface is left out of the browse for good.
+    """
+    deadline = time.monotonic() + delay
+    waiting = set(names)
+    while waiting:
+        try:
+            waiting -= usable_link_local(PROC_IF_INET6.read_text())
+        except OSError:
+            return  # no IPv6 in this kernel: nothing to wait for
+        if not waiting or time.monotonic() >= deadline:
+            break
+        time.sleep(POLL_INTERVAL / 5)
+    for name in sorted(waiting):
+        log.debug("Interface %s has no usable IPv6 link-local address yet", name)
 
 
 def _running(sock: socket.socket, name: str) -> bool:
