@@ -15,7 +15,6 @@ import signal
 import socket
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from mandos.adapters import statefile
@@ -267,8 +266,3 @@ async def _guarded(work: Coroutine[Any, Any, None]) -> None:
         raise
     except Exception:
         log.exception("Internal error while serving a connection")
-
-
-def statedir_path(config: ServerConfig) -> Path:
-    """The state directory as a Path."""
-    return Path(config.statedir)
