@@ -37,6 +37,7 @@ from tests.interop.reference import (
     reap_tagged_agents,
     reference_root,
 )
+from tests.keyfiles import client_key_args
 from tests.netns import NsInfo, netns_available, veth_pair_namespaces
 from tests.server.ourserver import our_server
 
@@ -67,13 +68,7 @@ class Keys:
     password: bytes
 
     def args(self) -> list[str]:
-        d = self.keydir
-        return [
-            f"--pubkey={d / 'pubkey.txt'}",
-            f"--seckey={d / 'seckey.txt'}",
-            f"--tls-pubkey={d / 'tls-pubkey.pem'}",
-            f"--tls-privkey={d / 'tls-privkey.pem'}",
-        ]
+        return client_key_args(self.keydir)
 
 
 def make_keys(base: Path) -> Keys:

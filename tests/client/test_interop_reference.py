@@ -21,15 +21,13 @@ from tests.interop.reference import (
     ReferenceServer,
     with_options,
 )
+from tests.keyfiles import client_key_args
 
 pytestmark = pytest.mark.interop
 
 
 def _key_args(keys: KeygenResult) -> list[str]:
-    d = keys.keydir
-    return [f"--pubkey={d / 'pubkey.txt'}", f"--seckey={d / 'seckey.txt'}",
-            f"--tls-pubkey={d / 'tls-pubkey.pem'}", f"--tls-privkey={d / 'tls-privkey.pem'}",
-            "--interface=none", "--network-hook-dir=/nonexistent"]  # fmt: skip
+    return [*client_key_args(keys.keydir), "--interface=none", "--network-hook-dir=/nonexistent"]
 
 
 @pytest.mark.parametrize("which", ["rsa", "ed25519"])

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from mandos.keygen import main as keygen
+from tests.keyfiles import client_key_args
 
 #: Binary on purpose: the password must come out byte for byte.
 PASSWORD = b"e2e password \xc3\xa5\xc3\xa4\xc3\xb6 \x00\x01\xff end"
@@ -25,13 +26,7 @@ class OurKeys:
 
     def client_args(self) -> list[str]:
         """mandos-client's key options for these files."""
-        d = self.keydir
-        return [
-            f"--pubkey={d / 'pubkey.txt'}",
-            f"--seckey={d / 'seckey.txt'}",
-            f"--tls-pubkey={d / 'tls-pubkey.pem'}",
-            f"--tls-privkey={d / 'tls-privkey.pem'}",
-        ]
+        return client_key_args(self.keydir)
 
     def conf(self, **options: str) -> str:
         """The section with ``key = value`` lines appended (a checker that always succeeds)."""

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from tests.keyfiles import client_key_args
 from tests.procs import processes
 
 VERSION = "1.8.16-1"
@@ -630,10 +631,7 @@ def run_reference_client(
         argv: list[str | Path] = [
             client_program(root),
             f"--connect={connect}",
-            f"--pubkey={keydir / 'pubkey.txt'}",
-            f"--seckey={keydir / 'seckey.txt'}",
-            f"--tls-pubkey={keydir / 'tls-pubkey.pem'}",
-            f"--tls-privkey={keydir / 'tls-privkey.pem'}",
+            *client_key_args(keydir),
             f"--network-hook-dir={hooks}",
             "--interface=none",
             *extra_args,
