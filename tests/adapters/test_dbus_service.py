@@ -10,9 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import subprocess
-import tempfile
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -27,7 +25,7 @@ from dbus_fast.aio import MessageBus
 from mandos.adapters import dbus_api
 from mandos.adapters.gnutls.keys import generate_ed25519_keypair
 from mandos.core.errors import LocalProtocolError
-from tests.interop.reference import PrivateSystemBus, end_session
+from tests.interop.reference import PrivateSystemBus
 from tests.server.conftest import TLSKey, client_section, fetch
 from tests.server.ourserver import RunningServer, our_server
 
@@ -458,26 +456,9 @@ _SYSTEM_STYLE = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Con
 @contextlib.contextmanager
 def system_style_bus() -> Iterator[str]:
     """A dbus-daemon with Debian's default system policy plus our policy file; its address."""
-    base = Path(tempfile.mkdtemp(prefix="mandos-policy-bus-"))
-    base.chmod(0o755)
-    conf = base / "system.conf"
-    conf.write_text(_SYSTEM_STYLE.format(socket=base / "socket", policy=POLICY))
-    proc = subprocess.Popen(
-        ["dbus-daemon", f"--config-file={conf}", "--nofork", "--nopidfile", "--print-address=1"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        address = proc.stdout.readline().decode().strip()
-        assert address.startswith("unix:")
-        yield address
-    finally:
-        end_session(proc.pid)
-        proc.wait(timeout=30)
-        if proc.stdout is not None:
-            proc.stdout.close()
-        shutil.rmtree(base, ignore_errors=True)
+    config = _SYSTEM_STYLE.replace("{policy}", str(POLICY))
+    with PrivateSystemBus(config=config) as bus:
+        yield bus.address
 
 
 def _busctl(address: str, *args: str, user: int | None = None) -> subprocess.CompletedProcess[str]:

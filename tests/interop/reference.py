@@ -351,7 +351,9 @@ _BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Confi
 class PrivateSystemBus:
     """A throwaway system-style dbus-daemon that anyone (even nobody) may use and own names on."""
 
-    def __init__(self, startup_timeout: float = 30.0) -> None:
+    def __init__(self, startup_timeout: float = 30.0, *, config: str | None = None) -> None:
+        """``config``: a bus configuration with a ``{socket}`` placeholder (default: allow all)."""
+        self._config = _BUS_CONFIG if config is None else config
         self.startup_timeout = startup_timeout
         self.address = ""
         self.dir: Path | None = None
@@ -366,7 +368,7 @@ class PrivateSystemBus:
         self.dir = Path(tempfile.mkdtemp(prefix="mandos-test-bus-"))
         self.dir.chmod(0o755)  # the reference server connects after dropping to nobody
         conf = self.dir / "system.conf"
-        conf.write_text(_BUS_CONFIG.format(socket=self.dir / "system_bus_socket"))
+        conf.write_text(self._config.format(socket=self.dir / "system_bus_socket"))
         with (self.dir / "daemon.log").open("wb") as log:
             self._proc = subprocess.Popen(
                 [
