@@ -103,11 +103,3 @@ def private_key_id(privkey_pem: bytes) -> KeyId:
         _import_privkey(privkey, privkey_pem)
         _ffi.gnutls_pubkey_import_privkey(pubkey, privkey, 0, 0)
         return _key_id(pubkey)
-
-
-def spki_der_key_id(spki_der: bytes) -> KeyId:
-    """The key ID of a DER SubjectPublicKeyInfo as GnuTLS computes it (validates the key too)."""
-    with _pubkey() as pubkey:
-        with _ffi.InDatum(spki_der) as datum:
-            _ffi.gnutls_pubkey_import(pubkey, datum, _ffi.X509_FMT_DER)
-        return _key_id(pubkey)
