@@ -5,7 +5,6 @@ from __future__ import annotations
 import fcntl
 import os
 import pty
-import select
 import subprocess
 import sys
 import termios
@@ -15,6 +14,7 @@ from pathlib import Path
 from mandos.plugin_runner.plan import Candidate, Launch, RunnerConfig, plan_launches
 from mandos.plugin_runner.run import RaceSettings, race
 from tests.plugin_runner.conftest import MakePlugin, pid_gone
+from tests.ptyio import read_until
 
 
 def launches_for(plugin_dir: Path) -> list[Launch]:
@@ -54,19 +54,6 @@ def test_unstartable_plugin_is_skipped(plugin_dir: Path, make_plugin: MakePlugin
     assert outcome.output == b"yes"
 
 
-def _read_until(fd: int, needle: bytes, timeout: float = 30) -> bytes:
-    seen = b""
-    deadline = time.monotonic() + timeout
-    while needle not in seen and time.monotonic() < deadline:
-        r, _, _ = select.select([fd], [], [], 0.5)
-        if r:
-            try:
-                seen += os.read(fd, 1024)
-            except OSError:
-                break
-    return seen
-
-
 def _make_ctty() -> None:
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
@@ -84,10 +71,10 @@ def test_console_fallback_reads_from_the_terminal_with_echo_off(
     )  # fmt: skip
     os.close(slave)
     try:
-        assert b"Password: " in _read_until(master, b"Password: ")
+        assert b"Password: " in read_until(master, b"Password: ")
         os.write(master, b"typed secret\n")
         out, _ = proc.communicate(timeout=30)
-        echoed = _read_until(master, b"\n", timeout=2)
+        echoed = read_until(master, b"\n", timeout=2)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -5,17 +5,16 @@ from __future__ import annotations
 import fcntl
 import os
 import pty
-import select
 import subprocess
 import sys
 import termios
-import time
 from pathlib import Path
 
 import pytest
 
 from mandos.plugins._common import default_prompt
 from mandos.plugins.password_prompt import plymouth_running, prompt_text
+from tests.ptyio import read_until
 
 PLUGIN = [sys.executable, "-m", "mandos.plugins.password_prompt"]
 
@@ -55,18 +54,6 @@ def _ctty() -> None:
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
-def _read_until(fd: int, needle: bytes, timeout: float = 30) -> bytes:
-    seen = b""
-    deadline = time.monotonic() + timeout
-    while needle not in seen and time.monotonic() < deadline:
-        if select.select([fd], [], [], 0.5)[0]:
-            try:
-                seen += os.read(fd, 1024)
-            except OSError:
-                break
-    return seen
-
-
 def test_through_a_pty(tmp_path: Path) -> None:
     master, slave = pty.openpty()
     env = dict(os.environ, CRYPTTAB_SOURCE="/dev/vda3", CRYPTTAB_NAME="cryptroot")
@@ -76,7 +63,7 @@ def test_through_a_pty(tmp_path: Path) -> None:
     )  # fmt: skip
     os.close(slave)
     try:
-        shown = _read_until(master, b"Enter passphrase: ")
+        shown = read_until(master, b"Enter passphrase: ")
         assert shown.replace(b"\r\n", b"\n").endswith(
             b"[mandos] Unlocking the disk /dev/vda3 (cryptroot)\nEnter passphrase: "
         )
@@ -85,7 +72,7 @@ def test_through_a_pty(tmp_path: Path) -> None:
         assert not attrs[3] & termios.ECHO
         os.write(master, b"correct horse\n")
         out, _ = proc.communicate(timeout=30)
-        echoed = _read_until(master, b"horse", timeout=1)
+        echoed = read_until(master, b"horse", timeout=1)
     finally:
         if proc.poll() is None:
             proc.kill()
