@@ -26,7 +26,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.interop.reference import PrivateSystemBus, ReferenceServer, free_port, is_listening
+from tests.interop.reference import PrivateSystemBus, ReferenceServer, is_listening
+from tests.ports import free_port
 
 from bench._procs import PeakRss, rss_kib, tree_pids
 from mandos.adapters.gnutls.keys import generate_ed25519_keypair, public_key_id

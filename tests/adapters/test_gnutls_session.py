@@ -23,6 +23,7 @@ from mandos.adapters.gnutls import (
 )
 from mandos.core.config import DEFAULT_PRIORITY
 from mandos.core.errors import HandshakeError, KeyFileError, TLSError
+from tests.ports import free_port
 
 Step = Callable[[], bool]
 
@@ -319,12 +320,6 @@ def _reaped(proc: subprocess.Popen[bytes]) -> Iterator[subprocess.Popen[bytes]]:
         proc.wait(timeout=30)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _connect_when_listening(proc: subprocess.Popen[bytes], port: int) -> socket.socket | None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and proc.poll() is None:
@@ -341,7 +336,7 @@ def test_mandos_server_role_against_gnutls_serv(
     (tmp_path / "priv.pem").write_bytes(keypair[0])
     (tmp_path / "pub.pem").write_bytes(keypair[1])
     for _attempt in range(3):
-        port = _free_port()
+        port = free_port()
         # gnutls-serv has no bind option; we only ever connect to it on 127.0.0.1.
         cmd = ["gnutls-serv", "--echo", "--quiet", "-p", str(port), "--priority"]
         cmd += [DEFAULT_PRIORITY, "--rawpkkeyfile", str(tmp_path / "priv.pem")]

@@ -23,7 +23,6 @@ import secrets
 import select
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -33,6 +32,7 @@ from pathlib import Path
 from types import TracebackType
 
 from tests.keyfiles import client_key_args
+from tests.ports import free_port
 from tests.procs import processes
 
 VERSION = "1.8.16-1"
@@ -418,14 +418,6 @@ class PrivateSystemBus:
 
 
 # --------------------------------------------------------------------------- server
-
-
-def free_port(address: str = "::1") -> int:
-    """A TCP port that was free on `address` a moment ago (bind to port 0, then release)."""
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((address, 0))
-        return int(s.getsockname()[1])
 
 
 def is_listening(pid: int, port: int) -> bool:

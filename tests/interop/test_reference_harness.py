@@ -21,6 +21,7 @@ from tests.interop.reference import (
     run_reference_client,
     with_options,
 )
+from tests.ports import free_port
 from tests.procs import processes
 
 pytestmark = pytest.mark.interop
@@ -116,7 +117,7 @@ def test_stop_ends_handler_children_holding_the_port(
 
 
 def test_client_with_no_server_is_ended_at_deadline(reference_ed25519_keys: KeygenResult) -> None:
-    port = reference.free_port("::1")
+    port = free_port("::1")
     done = run_reference_client(
         reference_ed25519_keys.keydir, f"::1:{port}", timeout=3, extra_args=["--retry=1"]
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -14,24 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-
-def free_port(family: socket.AddressFamily = socket.AF_INET) -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0) if family == socket.AF_INET else ("::1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for_port(host: str, port: int, timeout: float, proc: subprocess.Popen[bytes]) -> None:
-    """Poll until ``host:port`` accepts a TCP connection, or fail."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited early with status {proc.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout} s")
+from tests.ports import free_port
 
 
 @dataclass
@@ -118,7 +100,7 @@ def our_server(
         state = statedir or base / "state"
         state.mkdir(exist_ok=True)
         logfile = base / "server.log"
-        port = free_port(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        port = free_port(host)
         argv = [
             sys.executable, "-m", "mandos.server",
             "--foreground", "--debug", "--no-zeroconf",

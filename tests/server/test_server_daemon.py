@@ -10,8 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+from tests.ports import free_port
 from tests.server.conftest import TLSKey, client_section, fetch
-from tests.server.ourserver import free_port
 
 SECRET = b"daemon secret"
 PID_FILE = Path("/run/mandos.pid")

@@ -12,7 +12,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,8 @@ from pathlib import Path
 import pytest
 
 from tests.netns import requires_netns
-from tests.server.ourserver import RunningServer, free_port, our_server
+from tests.ports import free_port
+from tests.server.ourserver import RunningServer, our_server
 from tests.vm import build, qemu
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow, pytest.mark.timeout(1500)]
@@ -124,7 +124,7 @@ def test_disabled_client_leaves_the_root_locked(vm_setup: VmSetup, console: Path
 
 def test_client_retries_until_the_server_appears(vm_setup: VmSetup, console: Path) -> None:
     """(3) The server starts after the guest: the client retries, then unlocks."""
-    port = free_port(socket.AF_INET)
+    port = free_port()
     with qemu.boot(
         vm_setup.files, qemu.connect_cmdline(), qemu.user_netdev(port), console
     ) as guest:
@@ -177,7 +177,7 @@ def server_in_namespace(ns: str, conf: str, tmp: Path) -> Iterator[RunningServer
     (configdir / "clients.conf").write_text(conf)
     (configdir / "mandos.conf").write_text("[DEFAULT]\n")
     logfile = tmp / "server.log"
-    port = free_port(socket.AF_INET)
+    port = free_port()
     argv = [
         "ip", "netns", "exec", ns, sys.executable, "-m", "mandos.server",
         "--foreground", "--debug", "--no-dbus", "--interface=tap0", f"--port={port}",
