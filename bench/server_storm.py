@@ -133,6 +133,8 @@ def _ratio(ours: float, theirs: float) -> str:
 
 def run_storms(sizes: list[int], bus_env: dict[str, str] | None, workdir: Path) -> None:
     """Print the storm table."""
+    if not sizes:
+        return
     keys = [generate_ed25519_keypair() for _ in range(max(sizes))]
     keyfile = workdir / "keys.json"
     keyfile.write_text(json.dumps([[k.decode(), p.decode()] for k, p in keys]))

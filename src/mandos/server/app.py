@@ -51,11 +51,15 @@ class MandosServer:
         config: ServerConfig,
         load_clients: ClientsLoader,
         *,
+        clients: tuple[ClientConfig, ...] | None = None,
         now: Callable[[], datetime] = utc_now,
         rng: random.Random | None = None,
     ) -> None:
+        """``load_clients`` reads clients.conf (at start and on SIGHUP); ``clients``, when
+        given, are what it already returned, so that start-up does not parse the file twice."""
         self.config = config
         self._load_clients = load_clients
+        self._initial_clients = clients
         self._now = now
         self._rng = rng or random.Random()  # noqa: S311 - checker jitter, not cryptography
         self._state_path = statefile.state_path(config.statedir)
@@ -75,7 +79,10 @@ class MandosServer:
 
     async def run(self, on_ready: Callable[[int], None] | None = None) -> None:
         """Serve until SIGTERM/SIGINT (or :meth:`stop`); saves the state on the way out."""
-        clients = self._load_clients()
+        clients = self._initial_clients
+        if clients is None:
+            clients = self._load_clients()
+        self._initial_clients = None
         if not clients:
             log.warning("No clients defined")
         now = self._now()

@@ -128,9 +128,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(argv)
         configure_logging(config)
-        clients_loader(config.configdir)  # fail fast, before daemonising, on a bad file
+        clients = clients_loader(config.configdir)  # fail fast, before daemonising
         Path(config.statedir).mkdir(mode=0o700, parents=True, exist_ok=True)
-        server = MandosServer(config, lambda: clients_loader(config.configdir))
+        server = MandosServer(config, lambda: clients_loader(config.configdir), clients=clients)
         server.on_rename = lambda name: configure_logging(
             dataclasses.replace(config, servicename=name)
         )
