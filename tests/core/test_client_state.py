@@ -19,6 +19,7 @@ from mandos.core.client_state import (
 )
 from mandos.core.config import ClientConfig
 from mandos.core.effects import Log, Signal, StartChecker, StopChecker, WakeApprovalWaiters
+from mandos.core.properties import CLIENT_PROPERTIES
 from mandos.core.values import ClientName, Fingerprint, KeyId, Secret
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -370,29 +371,11 @@ def test_merge_config_precedence() -> None:
 
 def test_properties_cover_reference_a7() -> None:
     props = enabled_state().properties()
-    assert set(props) == {
-        "ApprovalDelay",
-        "ApprovalDuration",
-        "ApprovalPending",
-        "ApprovedByDefault",
-        "Checker",
-        "CheckerRunning",
-        "Created",
-        "Enabled",
-        "Expires",
-        "ExtendedTimeout",
-        "Fingerprint",
-        "Host",
-        "Interval",
-        "KeyID",
-        "LastApprovalRequest",
-        "LastCheckedOK",
-        "LastCheckerStatus",
-        "LastEnabled",
-        "Name",
-        "ObjectPath",
-        "Timeout",
-    }
+    # REFERENCE A7: 21 readable properties, plus the write-only Secret
+    readable = {name for name, p in CLIENT_PROPERTIES.items() if p.readable}
+    assert set(props) == readable
+    assert len(readable) == 21
+    assert set(CLIENT_PROPERTIES) - readable == {"Secret"}
     assert props["KeyID"] == "AB" * 32
     assert props["Fingerprint"] == ""
     assert props["Expires"] == T0 + 5 * MIN

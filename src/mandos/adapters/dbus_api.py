@@ -19,6 +19,7 @@ from typing import Final
 from xml.sax.saxutils import quoteattr
 
 from mandos.core.errors import LocalProtocolError
+from mandos.core.properties import CLIENT_PROPERTIES, ClientProperty, Kind
 
 BUS_NAMES: Final = ("se.recompile.Mandos", "se.bsnet.fukt.Mandos")
 SERVER_INTERFACE: Final = "se.recompile.Mandos"
@@ -98,33 +99,35 @@ CLIENT_METHODS: Final = (
     Member("Disable", annotations=DEPRECATED),
     Member("StopChecker", annotations=DEPRECATED),
 )
-_RW, _R = "readwrite", "read"
-#: Every client property, in the order the reference introspects them.
+#: The D-Bus signature of each kind of core value (REFERENCE A7).
+SIGNATURES: Final[dict[Kind, str]] = {
+    Kind.DURATION: "t",
+    Kind.FLAG: "b",
+    Kind.NUMBER: "n",
+    Kind.TEXT: "s",
+    Kind.DATE: "s",
+    Kind.PATH: "o",
+    Kind.SECRET: "ay",
+}
+#: Properties kept only for old clients of the API.
+_DEPRECATED_PROPERTIES: Final = frozenset({"ObjectPath"})
+
+
+def _property(name: str, spec: ClientProperty) -> Property:
+    """The D-Bus view of a core property: signature, access and annotations."""
+    access = {(True, True): "readwrite", (True, False): "read", (False, True): "write"}
+    annotations = dict(_CONST) if spec.constant else {}
+    if not spec.readable:  # a write-only value is never sent: changes only invalidate it
+        annotations["org.freedesktop.DBus.Property.EmitsChangedSignal"] = "invalidates"
+    if name in _DEPRECATED_PROPERTIES:
+        annotations.update(DEPRECATED)
+    return Property(SIGNATURES[spec.kind], access[spec.readable, spec.writable], annotations)
+
+
+#: Every client property, in the order the reference introspects them (names and kinds from
+#: :data:`mandos.core.properties.CLIENT_PROPERTIES`, the one list of them).
 PROPERTIES: Final[dict[str, Property]] = {
-    "ApprovalDelay": Property("t", _RW),
-    "ApprovalDuration": Property("t", _RW),
-    "ApprovalPending": Property("b", _R),
-    "ApprovedByDefault": Property("b", _RW),
-    "CheckerRunning": Property("b", _RW),
-    "Checker": Property("s", _RW),
-    "Created": Property("s", _R, _CONST),
-    "Enabled": Property("b", _RW),
-    "Expires": Property("s", _R),
-    "ExtendedTimeout": Property("t", _RW),
-    "Fingerprint": Property("s", _R, _CONST),
-    "Host": Property("s", _RW),
-    "Interval": Property("t", _RW),
-    "KeyID": Property("s", _R, _CONST),
-    "LastApprovalRequest": Property("s", _R),
-    "LastCheckedOK": Property("s", _RW),
-    "LastCheckerStatus": Property("n", _R),
-    "LastEnabled": Property("s", _R),
-    "Name": Property("s", _R, _CONST),
-    "ObjectPath": Property("o", _R, {**_CONST, **DEPRECATED}),
-    "Secret": Property(
-        "ay", "write", {"org.freedesktop.DBus.Property.EmitsChangedSignal": "invalidates"}
-    ),
-    "Timeout": Property("t", _RW),
+    name: _property(name, spec) for name, spec in CLIENT_PROPERTIES.items()
 }
 
 

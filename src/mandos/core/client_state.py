@@ -33,6 +33,7 @@ from mandos.core.checker_command import expand_runtime
 from mandos.core.config import ClientConfig
 from mandos.core.effects import Effect, Log, Signal, StartChecker, StopChecker, WakeApprovalWaiters
 from mandos.core.errors import CheckerError
+from mandos.core.properties import read_all
 
 NEVER_CHECKED: Final = -2
 CRASHED: Final = -1
@@ -366,29 +367,16 @@ class ClientState:
             timers += [self.expires, self.checker_next_start]
         return min((t for t in timers if t is not None), default=None)
 
+    def rewind_point(self) -> datetime | None:
+        """A tick before this (a backward clock jump) pulls the next checker start back to one
+        interval away; None when no start is scheduled."""
+        if not self.enabled or self.checker_next_start is None:
+            return None
+        try:
+            return self.checker_next_start - self._interval
+        except OverflowError:
+            return None
+
     def properties(self) -> dict[str, object]:
         """Every readable D-Bus property of REFERENCE A7, as Python values."""
-        c = self.config
-        return {
-            "ApprovalDelay": c.approval_delay,
-            "ApprovalDuration": c.approval_duration,
-            "ApprovalPending": self.approvals_pending > 0,
-            "ApprovedByDefault": c.approved_by_default,
-            "Checker": c.checker,
-            "CheckerRunning": self.checker_running,
-            "Created": self.created,
-            "Enabled": self.enabled,
-            "Expires": self.expires,
-            "ExtendedTimeout": c.extended_timeout,
-            "Fingerprint": "" if c.fingerprint is None else str(c.fingerprint),
-            "Host": c.host,
-            "Interval": c.interval,
-            "KeyID": "" if c.key_id is None else str(c.key_id),
-            "LastApprovalRequest": self.last_approval_request,
-            "LastCheckedOK": self.last_checked_ok,
-            "LastCheckerStatus": self.last_checker_status,
-            "LastEnabled": self.last_enabled,
-            "Name": self.name,
-            "ObjectPath": c.name.dbus_path(),
-            "Timeout": c.timeout,
-        }
+        return read_all(self)

@@ -5,12 +5,15 @@ Rules of this module:
 1. Every public method takes ``now`` and returns effects (or a decision plus effects); the
    adapters perform them. Nothing here waits: a connection that must wait for approval gets
    ``AwaitApproval(until)`` and calls ``poll_request`` when ``WakeApprovalWaiters`` arrives or
-   ``until`` passes, and always ``end_request`` at the end, also when the peer vanished.
+   ``until`` passes, and always ``end_request`` at the end, also when the peer vanished. The
+   decisions themselves are :mod:`mandos.core.requests`.
 2. Property changes are found by diffing ``ClientState.properties()`` around each command, so
    no transition can forget to announce one; any change, addition or removal also yields one
    ``SaveState`` per call (the adapter coalesces writes).
 3. Lookup is a dict access (O(1) in the number of clients); ``EMPTY_KEY_ID`` (what every Mandos
-   1.8.0 client reported) never matches (REFERENCE A19.3).
+   1.8.0 client reported) never matches (REFERENCE A19.3). Timers sit in heaps, so ``tick``
+   and ``next_deadline`` cost nothing per idle client; every change to a client goes through
+   a method here, which reschedules it.
 4. A command naming no client raises ``LocalProtocolError`` (the adapter must not do that);
    a checker report or a request of a client removed meanwhile is absorbed quietly.
 """
@@ -19,73 +22,43 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import heapq
+import itertools
 import logging
 import random
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any, Final, assert_never
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
 
-from mandos.core.client_state import ClientState, Verdict, add_time, merge_config
+from mandos.core.client_state import ClientState, merge_config
 from mandos.core.config import ClientConfig
 from mandos.core.effects import Effect, Log, PropertiesChanged, SaveState, Signal
 from mandos.core.errors import LocalProtocolError
+from mandos.core.properties import CLIENT_PROPERTIES, Kind
+from mandos.core.requests import (
+    AwaitApproval,
+    Decision,
+    Refuse,
+    RequestHandle,
+    SendSecret,
+    close_request,
+    decide,
+    not_found,
+    open_request,
+    sent_log,
+)
 from mandos.core.values import EMPTY_KEY_ID, Fingerprint, KeyId, Secret
 
-_MS: Final = timedelta(milliseconds=1)
+__all__ = [  # the request protocol's names stay importable from here
+    "AwaitApproval",
+    "Decision",
+    "Refuse",
+    "Registry",
+    "RequestHandle",
+    "SendSecret",
+]
 
-
-@dataclass(frozen=True, slots=True)
-class SendSecret:
-    """Send ``secret`` to the peer, then call ``end_request(sent=True)``."""
-
-    name: str
-    secret: Secret
-
-
-@dataclass(frozen=True, slots=True)
-class AwaitApproval:
-    """Wait for ``WakeApprovalWaiters(name)`` or ``until``, then ``poll_request``."""
-
-    name: str
-    until: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Refuse:
-    """Close without data; ``name`` is None when no client has the peer's key."""
-
-    name: str | None
-    reason: str
-
-
-Decision = SendSecret | AwaitApproval | Refuse
-
-#: Writable properties that only replace a setting: D-Bus name -> (ClientConfig field, type).
-CONFIG_PROPERTIES: Final[dict[str, tuple[str, type]]] = {
-    "ApprovalDelay": ("approval_delay", timedelta),
-    "ApprovalDuration": ("approval_duration", timedelta),
-    "ExtendedTimeout": ("extended_timeout", timedelta),
-    "Interval": ("interval", timedelta),
-    "Timeout": ("timeout", timedelta),
-    "ApprovedByDefault": ("approved_by_default", bool),
-    "Checker": ("checker", str),
-    "Host": ("host", str),
-    "Secret": ("secret", Secret),
-}
-
-
-class RequestHandle:
-    """One connection's claim on a client, from ``begin_request`` to ``end_request``."""
-
-    __slots__ = ("_counted", "_ended", "_state", "name", "until")
-
-    def __init__(self, state: ClientState) -> None:
-        self.name = state.name
-        self.until: datetime | None = None  # set when the approval wait starts
-        self._state = state
-        self._counted = False
-        self._ended = False
+_FAR_FUTURE: Final = datetime.max.replace(tzinfo=UTC)
 
 
 def _finish(out: list[Effect]) -> list[Effect]:
@@ -99,17 +72,105 @@ def _finish(out: list[Effect]) -> list[Effect]:
     return out
 
 
+class _Diff:
+    """The properties of one client before a change, to announce what the change did."""
+
+    __slots__ = ("_before", "_secret", "_state")
+
+    def __init__(self, state: ClientState) -> None:
+        self._state = state
+        self._before = state.properties()
+        self._secret = state.config.secret
+
+    def effects(self) -> list[Effect]:
+        """A PropertiesChanged for what changed since construction (or nothing)."""
+        state = self._state
+        after = state.properties()
+        changes = {k: v for k, v in after.items() if self._before[k] != v}
+        invalidated = ("Secret",) if state.config.secret != self._secret else ()
+        if changes or invalidated:
+            return [PropertiesChanged(state.name, changes, invalidated)]
+        return []
+
+
 def _tracked(state: ClientState, action: Callable[[], list[Effect]]) -> list[Effect]:
     """Run ``action`` and append a PropertiesChanged for what it changed."""
-    before = state.properties()
-    secret = state.config.secret
+    diff = _Diff(state)
     out = action()
-    after = state.properties()
-    changes = {k: v for k, v in after.items() if before[k] != v}
-    invalidated = ("Secret",) if state.config.secret != secret else ()
-    if changes or invalidated:
-        out.append(PropertiesChanged(state.name, changes, invalidated))
-    return out
+    return out + diff.effects()
+
+
+class _Timers:
+    """Each client's next deadline and rewind point in heaps, invalidated lazily.
+
+    ``due(now)`` costs O(k log n) for the k clients it returns, so that many idle clients
+    cost nothing between events. An entry is current while it equals what ``_deadline`` /
+    ``_rewind`` record for its client; ``update`` pushes a new entry when either changes and
+    leaves the old one to be skipped when it surfaces.
+    """
+
+    def __init__(self) -> None:
+        self._pushes = itertools.count()
+        self._deadlines: list[tuple[datetime, int, ClientState]] = []
+        self._rewinds: list[tuple[timedelta, int, ClientState]] = []  # max-heap on the point
+        self._deadline: dict[ClientState, datetime] = {}
+        self._rewind: dict[ClientState, datetime] = {}
+
+    def update(self, state: ClientState) -> None:
+        """Record ``state``'s current timers (after anything may have changed them)."""
+        deadline = state.next_deadline()
+        if deadline is None:
+            self._deadline.pop(state, None)
+        elif self._deadline.get(state) != deadline:
+            self._deadline[state] = deadline
+            heapq.heappush(self._deadlines, (deadline, next(self._pushes), state))
+        rewind = state.rewind_point()
+        if rewind is None:
+            self._rewind.pop(state, None)
+        elif self._rewind.get(state) != rewind:
+            self._rewind[state] = rewind
+            heapq.heappush(self._rewinds, (_FAR_FUTURE - rewind, next(self._pushes), state))
+        if len(self._deadlines) + len(self._rewinds) > 4 * len(self._deadline) + 64:
+            self._compact()
+
+    def forget(self, state: ClientState) -> None:
+        """``state`` is gone: its entries become stale."""
+        self._deadline.pop(state, None)
+        self._rewind.pop(state, None)
+
+    def _compact(self) -> None:
+        self._deadlines = [(d, next(self._pushes), s) for s, d in self._deadline.items()]
+        self._rewinds = [(_FAR_FUTURE - r, next(self._pushes), s) for s, r in self._rewind.items()]
+        heapq.heapify(self._deadlines)
+        heapq.heapify(self._rewinds)
+
+    def next_deadline(self) -> datetime | None:
+        """The earliest current deadline."""
+        heap = self._deadlines
+        while heap:
+            deadline, _, state = heap[0]
+            if self._deadline.get(state) == deadline:
+                return deadline
+            heapq.heappop(heap)
+        return None
+
+    def due(self, now: datetime) -> dict[ClientState, bool]:
+        """Clients to tick at ``now``: True when a deadline is due, False when only the
+        checker schedule must be pulled back. Their entries are consumed: ``update`` them."""
+        out: dict[ClientState, bool] = {}
+        heap = self._deadlines
+        while heap and heap[0][0] <= now:
+            deadline, _, state = heapq.heappop(heap)
+            if self._deadline.get(state) == deadline:
+                del self._deadline[state]
+                out[state] = True
+        rewinds = self._rewinds
+        while rewinds and _FAR_FUTURE - rewinds[0][0] > now:
+            key, _, state = heapq.heappop(rewinds)
+            if self._rewind.get(state) == _FAR_FUTURE - key:
+                del self._rewind[state]
+                out.setdefault(state, False)
+        return out
 
 
 class Registry:
@@ -118,6 +179,9 @@ class Registry:
     def __init__(self, configs: Iterable[ClientConfig], now: datetime, rng: random.Random) -> None:
         self._rng = rng
         self._clients: dict[str, ClientState] = {}
+        self._order: dict[ClientState, int] = {}  # insertion order, as _clients iterates
+        self._added = itertools.count()
+        self._timers = _Timers()
         self._by_key_id: dict[KeyId, ClientState] = {}
         self._by_fingerprint: dict[Fingerprint, ClientState] = {}
         self._adopt([ClientState.fresh(c, now) for c in configs], now)
@@ -125,13 +189,20 @@ class Registry:
     def replace_states(self, states: Iterable[ClientState], now: datetime) -> None:
         """Put restored states in place of all current ones (state_model's restore)."""
         self._clients = {}
+        self._order = {}
+        self._timers = _Timers()
         self._adopt(list(states), now)
 
     def _adopt(self, states: list[ClientState], now: datetime) -> None:
         for state in states:
-            state.start(now, self._rng)
-            self._clients[state.name] = state
+            self._add(state, now)
         self._reindex()
+
+    def _add(self, state: ClientState, now: datetime) -> None:
+        state.start(now, self._rng)
+        self._clients[state.name] = state
+        self._order[state] = next(self._added)
+        self._timers.update(state)
 
     def _reindex(self) -> None:
         self._by_key_id = {}
@@ -151,6 +222,11 @@ class Registry:
 
     def _owns(self, state: ClientState) -> bool:
         return self._clients.get(state.name) is state
+
+    def _changed(self, state: ClientState, out: list[Effect]) -> list[Effect]:
+        """``out`` plus SaveState if needed, after rescheduling ``state``'s timers."""
+        self._timers.update(state)
+        return _finish(out)
 
     def announce(self) -> list[Effect]:
         """Startup effects: ``ClientAdded`` for every client (or a warning that there are none)."""
@@ -182,7 +258,7 @@ class Registry:
         """Every readable D-Bus property of client ``name`` (REFERENCE A7), as Python values."""
         return self._get(name).properties()
 
-    # -- the per-connection protocol ---------------------------------------------------------
+    # -- the per-connection protocol (mandos.core.requests) ----------------------------------
 
     def begin_request(
         self,
@@ -196,114 +272,38 @@ class Registry:
         state = self._find(key_id, fingerprint)
         if state is None:
             shown = str(key_id if key_id is not None else fingerprint or "")
-            return (
-                None,
-                Refuse(None, "Client not found"),
-                [
-                    Signal(None, "ClientNotFound", (shown, address)),
-                    Log(
-                        logging.INFO,
-                        "Client not found for key ID: %s, address: %s",
-                        (shown, address),
-                    ),
-                ],
-            )
-        handle = RequestHandle(state)
-        decision: list[Decision] = []
-
-        def action() -> list[Effect]:
-            if state.config.approval_delay > timedelta(0):
-                state.approvals_pending += 1
-                handle._counted = True
-            d, out = self._decide(handle, now)
-            decision.append(d)
-            return out
-
-        out = _finish(_tracked(state, action))
-        return handle, decision[0], out
+            refusal, out = not_found(shown, address)
+            return None, refusal, out
+        diff = _Diff(state)
+        handle, decision, out = open_request(state, now)
+        return handle, decision, self._changed(state, out + diff.effects())
 
     def poll_request(self, handle: RequestHandle, now: datetime) -> tuple[Decision, list[Effect]]:
         """Decide again after a wake-up or at ``until``."""
-        state = handle._state
-        if not self._owns(state) or handle._ended:
+        state = handle.state
+        if not self._owns(state) or handle.ended:
             return Refuse(handle.name, "Disabled"), []
-        decision: list[Decision] = []
-
-        def action() -> list[Effect]:
-            d, out = self._decide(handle, now)
-            decision.append(d)
-            return out
-
-        out = _finish(_tracked(state, action))
-        return decision[0], out
-
-    def _decide(self, handle: RequestHandle, now: datetime) -> tuple[Decision, list[Effect]]:
-        state, name = handle._state, handle.name
-        if not state.enabled:
-            return self._reject(name, "Disabled", logging.INFO, "Client %s is disabled")
-        verdict = state.approval_verdict(now, handle.until)
-        match verdict:
-            case Verdict.SEND:
-                return SendSecret(name, state.config.secret), []
-            case Verdict.DENY:
-                return self._reject(name, "Denied", logging.WARNING, "Client %s was not approved")
-            case Verdict.TIMED_OUT:
-                return self._reject(
-                    name,
-                    "Approval timed out",
-                    logging.WARNING,
-                    "Client %s timed out while waiting for approval",
-                )
-            case Verdict.WAIT:
-                out: list[Effect] = []
-                if handle.until is None:
-                    delay = state.config.approval_delay
-                    handle.until = add_time(now, delay)
-                    state.last_approval_request = now
-                    out = [
-                        Log(logging.INFO, "Client %s needs approval", (name,)),
-                        Signal(
-                            name,
-                            "NeedApproval",
-                            (delay // _MS, state.config.approved_by_default),
-                        ),
-                    ]
-                return AwaitApproval(name, handle.until), out
-            case _:  # pragma: no cover - exhaustive
-                assert_never(verdict)
-
-    @staticmethod
-    def _reject(name: str, reason: str, level: int, message: str) -> tuple[Decision, list[Effect]]:
-        return Refuse(name, reason), [
-            Log(level, message, (name,)),
-            Signal(name, "Rejected", (reason,)),
-        ]
+        diff = _Diff(state)
+        decision, out = decide(handle, now)
+        return decision, self._changed(state, out + diff.effects())
 
     def end_request(self, handle: RequestHandle, now: datetime, sent: bool) -> list[Effect]:
         """The connection is over; ``sent`` says whether the secret went out."""
-        if handle._ended:
+        if handle.ended:
             return []
-        handle._ended = True
-        state, name = handle._state, handle.name
-        sent_log: list[Effect] = [Log(logging.INFO, "Sending secret to %s", (name,))]
+        state = handle.state
         if not self._owns(state):
-            return sent_log if sent else []
-
-        def action() -> list[Effect]:
-            if handle._counted:
-                state.approvals_pending -= 1
-            if not sent:
-                return []
-            state.bump_timeout(now, state.config.extended_timeout)
-            return [*sent_log, Signal(name, "GotSecret")]
-
-        return _finish(_tracked(state, action))
+            handle.abandon()
+            return [sent_log(handle.name)] if sent else []
+        diff = _Diff(state)
+        out = close_request(handle, now, sent)
+        return self._changed(state, out + diff.effects())
 
     # -- commands (D-Bus, SIGHUP) ------------------------------------------------------------
 
     def _command(self, name: str, action: Callable[[ClientState], list[Effect]]) -> list[Effect]:
         state = self._get(name)
-        return _finish(_tracked(state, lambda: action(state)))
+        return self._changed(state, _tracked(state, lambda: action(state)))
 
     def approve(self, name: str, approved: bool, now: datetime) -> list[Effect]:
         """``Approve(b)``: valid for approval_duration; waiting connections poll again."""
@@ -313,7 +313,8 @@ class Registry:
         """Enable client ``name`` (no-op when enabled)."""
         return self._command(name, lambda s: s.enable(now))
 
-    def disable(self, name: str, now: datetime) -> list[Effect]:
+    # ``now`` is unused by some commands: every command takes it, so callers need not know.
+    def disable(self, name: str, now: datetime) -> list[Effect]:  # noqa: ARG002
         """Disable client ``name`` (no-op when disabled)."""
         return self._command(name, lambda s: s.disable())
 
@@ -321,7 +322,7 @@ class Registry:
         """Start a checker now, unless one is running."""
         return self._command(name, lambda s: s.start_checker(now))
 
-    def stop_checker(self, name: str, now: datetime) -> list[Effect]:
+    def stop_checker(self, name: str, now: datetime) -> list[Effect]:  # noqa: ARG002
         """Stop the running checker, if any."""
         return self._command(name, lambda s: s.stop_checker())
 
@@ -330,33 +331,34 @@ class Registry:
         return self._command(name, lambda s: s.checked_ok(now))
 
     def set_property(self, name: str, prop: str, value: object, now: datetime) -> list[Effect]:
-        """Write a D-Bus property of REFERENCE A7 (durations as timedelta, Secret as bytes)."""
+        """Write a property of :data:`CLIENT_PROPERTIES` (durations as timedelta, the secret
+        as bytes or Secret); LocalProtocolError names a bad one."""
         state = self._get(name)
+        spec = CLIENT_PROPERTIES.get(prop)
+        if spec is None or not spec.writable:
+            raise LocalProtocolError(f"property {prop!r} is not writable")
         if prop == "Enabled":
-            flag = _typed(prop, value, bool)
+            flag = _checked(prop, value, Kind.FLAG)
             return self.enable(name, now) if flag else self.disable(name, now)
         if prop == "CheckerRunning":
-            flag = _typed(prop, value, bool)
+            flag = _checked(prop, value, Kind.FLAG)
             return self.start_checker(name, now) if flag else self.stop_checker(name, now)
         if prop == "LastCheckedOK":
             return self.checked_ok(name, now)
-        if prop not in CONFIG_PROPERTIES:
-            raise LocalProtocolError(f"property {prop!r} is not writable")
-        field, kind = CONFIG_PROPERTIES[prop]
-        if kind is Secret and isinstance(value, bytes | bytearray):
+        assert spec.setting is not None
+        if spec.kind is Kind.SECRET and isinstance(value, bytes | bytearray):
             value = Secret(bytes(value))
-        checked = _typed(prop, value, kind)
-        if isinstance(checked, timedelta) and checked < timedelta(0):
-            raise LocalProtocolError(f"property {prop!r} cannot be negative")
-        changes: dict[str, Any] = {field: checked}
+        changes: dict[str, Any] = {spec.setting: _checked(prop, value, spec.kind)}
         new = dataclasses.replace(state.config, **changes)
         return self._command(name, lambda s: s.reconfigure(new, now))
 
-    def remove(self, name: str, now: datetime) -> list[Effect]:
+    def remove(self, name: str, now: datetime) -> list[Effect]:  # noqa: ARG002
         """``RemoveClient``: disable quietly, forget, announce ``ClientRemoved``."""
         state = self._get(name)
         out = state.disable(quiet=True)
         del self._clients[name]
+        del self._order[state]
+        self._timers.forget(state)
         self._reindex()
         out += [
             Log(logging.INFO, "Removing client %s", (name,)),
@@ -373,15 +375,14 @@ class Registry:
         for name, file_config in files.items():
             state = self._clients.get(name)
             if state is None:
-                state = ClientState.fresh(file_config, now)
-                state.start(now, self._rng)
-                self._clients[name] = state
+                self._add(ClientState.fresh(file_config, now), now)
                 out += [
                     Log(logging.INFO, "Adding client %s", (name,)),
                     Signal(None, "ClientAdded", (name,)),
                 ]
             else:
                 out += _tracked(state, functools.partial(_reload_one, state, file_config, now))
+                self._timers.update(state)
         self._reindex()
         return _finish(out)
 
@@ -396,26 +397,34 @@ class Registry:
     # -- timers ------------------------------------------------------------------------------
 
     def tick(self, now: datetime) -> list[Effect]:
-        """Fire everything due at ``now`` (early or late calls are fine)."""
+        """Fire everything due at ``now`` (early or late calls are fine).
+
+        Only the clients with a timer due, or whose checker schedule a backward clock jump
+        must pull back, are touched (in configuration order), so the cost does not grow with
+        the number of idle clients.
+        """
+        due = self._timers.due(now)
         out: list[Effect] = []
-        for state in self._clients.values():
-            deadline = state.next_deadline()
-            if deadline is not None and deadline <= now:
+        for state in sorted(due, key=self._order.__getitem__):
+            if due[state]:
                 out += _tracked(state, functools.partial(state.tick, now))
             else:
-                out += state.tick(now)  # nothing due: at most re-anchors the schedule
+                out += state.tick(now)  # nothing due: only re-anchors the schedule
+            self._timers.update(state)
         return _finish(out)
 
     def next_deadline(self) -> datetime | None:
         """The earliest pending timer of any client, or None."""
-        deadlines = (s.next_deadline() for s in self._clients.values())
-        return min((d for d in deadlines if d is not None), default=None)
+        return self._timers.next_deadline()
 
 
-def _typed(prop: str, value: object, kind: type) -> object:
-    """``value`` if it is a ``kind`` (a bool is not an int here), else a LocalProtocolError."""
-    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-        raise LocalProtocolError(f"property {prop!r} needs a {kind.__name__}")
+def _checked(prop: str, value: object, kind: Kind) -> object:
+    """``value`` if it has the kind's type (a bool is not an int here), else an error."""
+    python_type = kind.python_type
+    if not isinstance(value, python_type) or (kind is not Kind.FLAG and isinstance(value, bool)):
+        raise LocalProtocolError(f"property {prop!r} needs a {python_type.__name__}")
+    if isinstance(value, timedelta) and value < timedelta(0):
+        raise LocalProtocolError(f"property {prop!r} cannot be negative")
     return value
 
 
