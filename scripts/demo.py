@@ -46,7 +46,7 @@ class Interrupted(BaseException):
     """SIGTERM or SIGINT arrived: unwind through every clean-up."""
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> None:
+def _interrupt(signum: int, _frame: FrameType | None) -> None:
     raise Interrupted(signum)
 
 

@@ -351,7 +351,7 @@ async def test_approval_signals_and_secret(private_bus: PrivateSystemBus, key: T
         # An approval stays valid for approval_duration (1 s by default, REFERENCE A19.7).
         await asyncio.sleep(2)
         denied = asyncio.create_task(asyncio.to_thread(fetch, server.host, server.port, key))
-        await peer.wait_for(lambda s: len(peer.named("NeedApproval")) >= 4)
+        await peer.wait_for(lambda _s: len(peer.named("NeedApproval")) >= 4)
         await peer.ok(CLIENT, C_IFACES[1], "Approve", "b", [False])
         assert await denied is None
         rejected = await peer.wait_for(lambda s: s.member == "Rejected")

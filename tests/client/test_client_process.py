@@ -58,9 +58,7 @@ async def test_binary_password_with_trailing_newline_kept(keyset: KeySet) -> Non
 
 
 @pytest.mark.parametrize("which", ["multi", "future"])
-async def test_hard_keys_decrypt(
-    keyset: KeySet, pgp_keys: dict[str, PgpKey], which: str, tmp_path: Path
-) -> None:
+async def test_hard_keys_decrypt(keyset: KeySet, pgp_keys: dict[str, PgpKey], which: str) -> None:
     """Several encryption subkeys (message to the last one), and a key from the future."""
     key = pgp_keys[which]
     recipient = key.subkeys()[-1] + "!" if which == "multi" else None

@@ -204,7 +204,7 @@ def test_unreadable_secfile_names_the_line() -> None:
 
 
 def test_secfile_reader_may_raise_mandos_errors() -> None:
-    def read(path: str) -> bytes:
+    def read(_path: str) -> bytes:
         raise KeyFileError("permission denied")
 
     text = f"[c]\nkey_id = {KEY_A}\nsecfile = /x\n"

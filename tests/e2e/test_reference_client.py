@@ -22,12 +22,14 @@ def _check(keys: OurKeys) -> None:
         server.wait_for_log("Sending secret to client1")
 
 
-def test_ed25519_cv25519_keys(reference_tree: Path, ed25519_keys: OurKeys) -> None:  # noqa: F811
+@pytest.mark.usefixtures("reference_tree")
+def test_ed25519_cv25519_keys(ed25519_keys: OurKeys) -> None:
     _check(ed25519_keys)
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_rsa4096_keys(reference_tree: Path, tmp_path: Path) -> None:  # noqa: F811
+@pytest.mark.usefixtures("reference_tree")
+def test_rsa4096_keys(tmp_path: Path) -> None:
     """Our keygen's defaults: RSA-4096 signing key and RSA-4096 encryption subkey."""
     _check(make_our_keys(tmp_path))

@@ -28,13 +28,13 @@ def reference_tree() -> Path:
 
 
 @pytest.fixture(scope="session")
-def reference_rsa_keys(reference_tree: Path) -> KeygenResult:
+def reference_rsa_keys(reference_tree: Path) -> KeygenResult:  # noqa: ARG001 - needs the tree
     """The keygen's default keys (RSA-4096 + RSA-4096, Ed25519 TLS) and their section."""
     return cached_reference_keys("rsa4096")
 
 
 @pytest.fixture(scope="session")
-def reference_ed25519_keys(reference_tree: Path) -> KeygenResult:
+def reference_ed25519_keys(reference_tree: Path) -> KeygenResult:  # noqa: ARG001 - needs the tree
     """Ed25519 signing key with a Curve25519 encryption subkey, Ed25519 TLS, and their section."""
     return cached_reference_keys("ed25519", key_type="ed25519", subtype="cv25519")
 
@@ -48,7 +48,8 @@ def private_system_bus() -> Iterator[PrivateSystemBus]:
 
 @pytest.fixture
 def reference_server(
-    reference_tree: Path, private_system_bus: PrivateSystemBus
+    reference_tree: Path,  # noqa: ARG001 - the server runs from the unpacked tree
+    private_system_bus: PrivateSystemBus,
 ) -> Iterator[Callable[..., ReferenceServer]]:
     """Factory: start_server(clients_conf, **ReferenceServer options) -> a running server.
 

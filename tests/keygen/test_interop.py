@@ -57,8 +57,8 @@ def our_keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ("label", "key_type", "subtype"),
     [("rsa4096", "RSA", "RSA"), ("ed25519", "ed25519", "cv25519")],
 )
+@pytest.mark.usefixtures("reference")
 def test_we_decrypt_reference_keygen_output(
-    reference: Path,
     label: str,
     key_type: str,
     subtype: str,
@@ -77,7 +77,8 @@ def test_we_decrypt_reference_keygen_output(
     assert ours.splitlines()[:5] == made.section_text.splitlines()[:5]
 
 
-def test_reference_keygen_uses_our_keys(reference: Path, our_keys: Path) -> None:
+@pytest.mark.usefixtures("reference")
+def test_reference_keygen_uses_our_keys(our_keys: Path) -> None:
     text = reference_password(our_keys, b"to our keys", name="client1")
     secret = base64.b64decode(section_of(text)["secret"])
     seckey = (our_keys / "seckey.txt").read_bytes()
@@ -85,8 +86,8 @@ def test_reference_keygen_uses_our_keys(reference: Path, our_keys: Path) -> None
 
 
 @pytest.mark.parametrize("key_type", ["ed25519", "rsa"])
+@pytest.mark.usefixtures("reference")
 def test_real_server_and_client_accept_our_output(
-    reference: Path,
     key_type: str,
     our_keys: Path,
     tmp_path: Path,

@@ -54,7 +54,7 @@ def _ctty() -> None:
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
-def test_through_a_pty(tmp_path: Path) -> None:
+def test_through_a_pty() -> None:
     master, slave = pty.openpty()
     env = dict(os.environ, CRYPTTAB_SOURCE="/dev/vda3", CRYPTTAB_NAME="cryptroot")
     proc = subprocess.Popen(

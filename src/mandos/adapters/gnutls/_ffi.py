@@ -118,7 +118,7 @@ def would_block(code: int) -> bool:
     return code in (E_AGAIN, E_INTERRUPTED)
 
 
-def _errcheck(result: int, func: Any, args: tuple[Any, ...]) -> int:
+def _errcheck(result: int, _func: Any, _args: tuple[Any, ...]) -> int:
     if result < 0:
         raise error(result)
     return result
@@ -241,7 +241,7 @@ _log = logging.getLogger("mandos.gnutls")
 _log_callback: Any = None  # the CFUNCTYPE object must outlive its registration
 
 
-def _log_to_logging(level: int, message: bytes | None) -> None:
+def _log_to_logging(_level: int, message: bytes | None) -> None:
     if message is not None:
         _log.debug("GnuTLS: %s", message.decode(errors="replace").rstrip("\n"))
 
