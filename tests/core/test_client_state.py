@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-import dataclasses
+import functools
 import logging
 import random
 from datetime import UTC, datetime, timedelta
@@ -17,26 +17,18 @@ from mandos.core.client_state import (
     merge_config,
     random_delay,
 )
-from mandos.core.config import ClientConfig
 from mandos.core.effects import Log, Signal, StartChecker, StopChecker, WakeApprovalWaiters
 from mandos.core.properties import CLIENT_PROPERTIES
-from mandos.core.values import ClientName, Fingerprint, KeyId, Secret
+from mandos.core.values import Fingerprint, KeyId
+from tests.core.helpers import MIN, SEC, T0, client_config
 
-T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-MIN = timedelta(minutes=1)
-SEC = timedelta(seconds=1)
 KEY = KeyId("AB" * 32)
 
 
-def config(**changes: object) -> ClientConfig:
-    base = ClientConfig(
-        name=ClientName("foo.example"),
-        secret=Secret(b"s3cret"),
-        key_id=KEY,
-        checker="check %(host)s",
-        host="foo",
-    )
-    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+#: A client named foo.example whose checker names its host.
+config = functools.partial(
+    client_config, "foo.example", key_id=KEY, checker="check %(host)s", host="foo"
+)
 
 
 def enabled_state(**changes: object) -> ClientState:

@@ -1,9 +1,8 @@
 from __future__ import annotations
 
-import dataclasses
 import logging
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -20,25 +19,10 @@ from mandos.core.effects import (
 )
 from mandos.core.errors import LocalProtocolError
 from mandos.core.registry import AwaitApproval, Decision, Refuse, Registry, SendSecret
-from mandos.core.values import EMPTY_KEY_ID, ClientName, Fingerprint, KeyId, Secret
+from mandos.core.values import EMPTY_KEY_ID, Fingerprint, KeyId, Secret
+from tests.core.helpers import FPR_A, KEY_A, KEY_B, MIN, SEC, T0, client_config
 
-T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-MIN = timedelta(minutes=1)
-SEC = timedelta(seconds=1)
-KEY_A = KeyId("AA" * 32)
-KEY_B = KeyId("BB" * 32)
-FPR_A = Fingerprint("A1" * 20)
-
-
-def config(name: str = "a", /, **changes: object) -> ClientConfig:
-    base = ClientConfig(
-        name=ClientName(name),
-        secret=Secret(b"secret-" + name.encode()),
-        key_id=KEY_A if name == "a" else KEY_B,
-        fingerprint=FPR_A if name == "a" else None,
-        checker="check %(name)s",
-    )
-    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+config = client_config
 
 
 def registry(*configs: ClientConfig) -> Registry:
@@ -101,7 +85,7 @@ def test_unknown_key_is_refused_with_client_not_found() -> None:
 def test_no_approval_step_sends_at_once() -> None:
     reg = registry()
     handle, decision, out = reg.begin_request(KEY_A, "::1", T0)
-    assert decision == SendSecret("a", Secret(b"secret-a"))
+    assert decision == SendSecret("a", Secret(b"TOPSECRET-a"))
     assert out == []
     assert handle is not None
     out = reg.end_request(handle, T0 + MIN, sent=True)
@@ -147,7 +131,7 @@ def test_approval_wait_then_approve() -> None:
     assert reg.poll_request(handle, T0 + SEC) == (AwaitApproval("a", T0 + MIN), [])
     assert reg.approve("a", True, T0 + 2 * SEC) == [WakeApprovalWaiters("a")]
     decision, out = reg.poll_request(handle, T0 + 2 * SEC)
-    assert decision == SendSecret("a", Secret(b"secret-a"))
+    assert decision == SendSecret("a", Secret(b"TOPSECRET-a"))
     out = reg.end_request(handle, T0 + 3 * SEC, sent=True)
     assert props(out) == {"ApprovalPending": False, "Expires": T0 + 3 * SEC + 15 * MIN}
 
@@ -156,7 +140,7 @@ def test_approval_wait_then_approve() -> None:
     ("approved", "default", "at", "expected", "message"),
     [
         (False, True, 2, Refuse("a", "Denied"), "Client a was not approved"),
-        (None, True, 60, SendSecret("a", Secret(b"secret-a")), None),
+        (None, True, 60, SendSecret("a", Secret(b"TOPSECRET-a")), None),
         (
             None,
             False,

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import random
 from datetime import UTC, datetime, timedelta
@@ -16,20 +15,13 @@ from mandos.core.effects import Log
 from mandos.core.errors import StateFileError
 from mandos.core.registry import Registry
 from mandos.core.state_model import dump, restore, restore_into
-from mandos.core.values import ClientName, KeyId, Secret
+from mandos.core.values import KeyId, Secret
+from tests.core.helpers import MIN, T0, client_config
 
-T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 LATER = T0 + timedelta(hours=3)
-MIN = timedelta(minutes=1)
 
 
-def config(name: str = "a", /, **changes: object) -> ClientConfig:
-    base = ClientConfig(
-        name=ClientName(name),
-        secret=Secret(b"TOPSECRET-" + name.encode()),
-        key_id=KeyId(("A" if name == "a" else "B") * 64),
-    )
-    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+config = client_config
 
 
 def saved(*configs: ClientConfig) -> tuple[Registry, dict[str, Any]]:
