@@ -11,7 +11,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mandos.core.config import DEFAULT_CHECKER, ClientConfig, ServerConfig
+from mandos.core.config import (
+    DEFAULT_CHECKER,
+    ClientConfig,
+    ServerConfig,
+    ServerSettings,
+    merge_server_config,
+)
 from mandos.core.config_files import (
     CLIENT_DEFAULTS,
     parse_boolean,
@@ -352,49 +358,56 @@ handshake_timeout = PT3S
 
 
 def test_server_conf_all_options() -> None:
-    assert parse_server_conf(FULL_SERVER_CONF) == {
-        "interface": "enp1s0",
-        "address": "fe80::aede:48ff:fe71:f6f2",
-        "port": 1025,
-        "debug": True,
-        "priority": (
-            "SECURE128:!CTYPE-X.509:+CTYPE-RAWPK:!RSA:!VERS-ALL:+VERS-TLS1.3:%PROFILE_ULTRA"
-        ),
-        "servicename": "Daena",
-        "use_dbus": False,
-        "use_ipv6": True,
-        "restore": True,
-        "statedir": "/var/lib/mandos",
-        "socket": 3,
-        "foreground": True,
-        "zeroconf": False,
-        "debuglevel": "INFO",
-        "handshake_timeout": timedelta(seconds=3),
-    }
+    assert parse_server_conf(FULL_SERVER_CONF) == ServerSettings(
+        interface="enp1s0",
+        address="fe80::aede:48ff:fe71:f6f2",
+        port=1025,
+        debug=True,
+        priority="SECURE128:!CTYPE-X.509:+CTYPE-RAWPK:!RSA:!VERS-ALL:+VERS-TLS1.3:%PROFILE_ULTRA",
+        servicename="Daena",
+        use_dbus=False,
+        use_ipv6=True,
+        restore=True,
+        statedir="/var/lib/mandos",
+        socket=3,
+        foreground=True,
+        zeroconf=False,
+        debuglevel="INFO",
+        handshake_timeout=timedelta(seconds=3),
+    )
 
 
-def test_server_conf_keys_are_server_config_fields() -> None:
-    settings = parse_server_conf(FULL_SERVER_CONF)
-    fields = {f.name for f in dataclasses.fields(ServerConfig)}
-    assert set(settings) <= fields
-    assert dataclasses.replace(ServerConfig(), **settings).port == 1025  # type: ignore[arg-type]
+def test_server_settings_are_server_config_fields() -> None:
+    fields = [f.name for f in dataclasses.fields(ServerConfig)]
+    assert sorted(f.name for f in dataclasses.fields(ServerSettings)) == sorted(fields)
+    merged = merge_server_config(ServerConfig(), parse_server_conf(FULL_SERVER_CONF))
+    assert (merged.port, merged.servicename, merged.configdir) == (1025, "Daena", "/etc/mandos")
+
+
+def test_merge_layers_later_wins_and_none_keeps() -> None:
+    base = ServerConfig()
+    first, second = ServerSettings(port=1, servicename="A"), ServerSettings(port=2, debug=False)
+    merged = merge_server_config(base, first, second)
+    assert (merged.port, merged.servicename, merged.debug) == (2, "A", False)
+    assert merge_server_config(base) == base == merge_server_config(base, ServerSettings())
+    assert second.given() == {"port": 2, "debug": False}
 
 
 def test_server_conf_only_what_is_set() -> None:
-    assert parse_server_conf("[DEFAULT]\n") == {}
-    assert parse_server_conf("") == {}
-    assert parse_server_conf("[DEFAULT]\nport =\nsocket =\ninterface =\n") == {"interface": ""}
+    assert parse_server_conf("[DEFAULT]\n") == ServerSettings()
+    assert parse_server_conf("") == ServerSettings()
+    only_interface = parse_server_conf("[DEFAULT]\nport =\nsocket =\ninterface =\n")
+    assert only_interface == ServerSettings(interface="")
 
 
 def test_server_conf_ignores_unknown_keys_configdir_and_other_sections() -> None:
     text = "[DEFAULT]\nfrobnicate = 1\nconfigdir = /elsewhere\n[other]\nport = 99\n"
-    assert parse_server_conf(text) == {}
+    assert parse_server_conf(text) == ServerSettings()
 
 
 def test_server_conf_has_no_expansion() -> None:
-    assert parse_server_conf("[DEFAULT]\nservicename = %(x)s 100%\n") == {
-        "servicename": "%(x)s 100%"
-    }
+    parsed = parse_server_conf("[DEFAULT]\nservicename = %(x)s 100%\n")
+    assert parsed == ServerSettings(servicename="%(x)s 100%")
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from mandos import __version__
-from mandos.core.config import DEFAULT_PRIORITY, ServerConfig
+from mandos.core.config import DEFAULT_PRIORITY, ServerConfig, ServerSettings
 from mandos.core.errors import ConfigError, UsageError
 from mandos.server.args import (
     ServerArgs,
@@ -46,7 +46,7 @@ ALL_OPTIONS = [
 def test_nothing_given_is_all_none() -> None:
     args = parse_server_args([])
     assert args == ServerArgs()
-    assert args.overrides() == {}
+    assert args.overrides() == ServerSettings()
     assert args.check is False
 
 
@@ -59,24 +59,24 @@ def test_every_option() -> None:
     ]  # fmt: skip
     args = parse_server_args(argv)
     assert args.check is True
-    assert args.overrides() == {
-        "interface": "eth0",
-        "address": "::1",
-        "port": 1025,
-        "debug": True,
-        "debuglevel": "INFO",
-        "priority": "NORMAL",
-        "servicename": "Other",
-        "configdir": "/c",
-        "use_dbus": False,
-        "use_ipv6": False,
-        "restore": False,
-        "statedir": "/s",
-        "socket": 3,
-        "foreground": True,
-        "zeroconf": False,
-        "handshake_timeout": timedelta(seconds=3),
-    }
+    assert args.overrides() == ServerSettings(
+        interface="eth0",
+        address="::1",
+        port=1025,
+        debug=True,
+        debuglevel="INFO",
+        priority="NORMAL",
+        servicename="Other",
+        configdir="/c",
+        use_dbus=False,
+        use_ipv6=False,
+        restore=False,
+        statedir="/s",
+        socket=3,
+        foreground=True,
+        zeroconf=False,
+        handshake_timeout=timedelta(seconds=3),
+    )
 
 
 def test_long_forms_with_equals() -> None:
@@ -113,10 +113,11 @@ def test_help_lists_every_option(capsys: pytest.CaptureFixture[str]) -> None:
     ("argv", "message"),
     [
         (["-p", "http"], "argument -p/--port: 'http' is not a number"),
-        (["-p", "65536"], "argument -p/--port: '65536' is out of range"),
+        (["-p", "65536"], "argument -p/--port: '65536' is out of range (0 to 65535)"),
         (["-p", "-1"], "argument -p/--port: '-1' is out of range"),
         (["--port=-1"], "argument -p/--port: '-1' is out of range"),
         (["--socket", "x"], "argument --socket: 'x' is not a number"),
+        (["--socket", "-3"], "argument --socket: '-3' is out of range (0)"),
         (["--debuglevel", "loud"], "argument --debuglevel: 'loud' is not a debug level"),
         (["--handshake-timeout", "soon"], "argument --handshake-timeout: 'soon' is not a dur"),
         (["--frobnicate"], "unrecognized arguments: --frobnicate"),
@@ -173,3 +174,24 @@ def test_no_zeroconf_needs_port_or_socket() -> None:
         validate_server_config(load_server_config(None, parse_server_args(argv)))
     validate_server_config(load_server_config("[DEFAULT]\nzeroconf=0\nport=9\n", ServerArgs()))
     validate_server_config(ServerConfig())
+
+
+def test_help_names_the_built_in_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_server_args(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    defaults = ServerConfig()
+    for value in (defaults.configdir, defaults.statedir, defaults.servicename, "PT10S"):
+        assert f"(default: {value})" in out
+
+
+@pytest.mark.parametrize("text", ["x", "70000", "-1"])
+def test_the_file_and_the_command_line_read_numbers_alike(
+    text: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(ConfigError) as from_file:
+        load_server_config(f"[DEFAULT]\nport = {text}\n", ServerArgs(), "m.conf")
+    with pytest.raises(SystemExit):
+        parse_server_args([f"--port={text}"])
+    problem = str(from_file.value).removeprefix("m.conf:2: port: ")
+    assert f"argument -p/--port: {problem}\n" in capsys.readouterr().err

@@ -1,7 +1,11 @@
 """Frozen configuration of the server and of each client, with every default in one place.
 
-Parsing lives in :mod:`mandos.core.config_files`; layering (defaults, then file, then command
-line) is :func:`merge_server_config`. Runtime state is separate (:mod:`mandos.core.client_state`).
+The defaults are the field defaults of :class:`ServerConfig` and :class:`ClientConfig` (and
+the ``DEFAULT_*`` constants they use); clients.conf's ``[DEFAULT]`` section is derived from
+them. Parsing lives in :mod:`mandos.core.config_files`. A source that sets only some settings
+(mandos.conf, the command line) gives a :class:`ServerSettings`, and layering (defaults, then
+file, then command line) is the pure merge :func:`merge_server_config`. Runtime state is
+separate (:mod:`mandos.core.client_state`).
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Final
+from typing import Final
 
 from mandos.core.values import ClientName, Fingerprint, KeyId, Secret
 
@@ -67,7 +71,38 @@ class ClientConfig:
     raw: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
 
-def merge_server_config(base: ServerConfig, overrides: dict[str, Any]) -> ServerConfig:
-    """Layer settings given on the command line (only those not None) over ``base``."""
-    given = {k: v for k, v in overrides.items() if v is not None}
-    return dataclasses.replace(base, **given)
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """Some settings of the server, as one source gives them: None means "not set here".
+
+    The fields are those of :class:`ServerConfig` (a test keeps the two in step).
+    """
+
+    interface: str | None = None
+    address: str | None = None
+    port: int | None = None
+    priority: str | None = None
+    servicename: str | None = None
+    configdir: str | None = None
+    statedir: str | None = None
+    debug: bool | None = None
+    debuglevel: str | None = None
+    use_dbus: bool | None = None
+    use_ipv6: bool | None = None
+    restore: bool | None = None
+    socket: int | None = None
+    foreground: bool | None = None
+    zeroconf: bool | None = None
+    handshake_timeout: timedelta | None = None
+
+    def given(self) -> dict[str, object]:
+        """The settings this source sets, by ServerConfig field name."""
+        names = (f.name for f in dataclasses.fields(ServerSettings))
+        return {name: value for name in names if (value := getattr(self, name)) is not None}
+
+
+def merge_server_config(base: ServerConfig, *layers: ServerSettings) -> ServerConfig:
+    """``base`` with each layer's settings over it, later layers winning."""
+    for layer in layers:
+        base = dataclasses.replace(base, **layer.given())  # type: ignore[arg-type]
+    return base

@@ -26,12 +26,14 @@ from __future__ import annotations
 
 import binascii
 import configparser
+import dataclasses
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Final, NoReturn, TypeVar
 
-from mandos.core.config import ClientConfig
-from mandos.core.durations import parse_duration
+from mandos.core.config import ClientConfig, ServerSettings
+from mandos.core.durations import format_rfc3339, parse_duration
 from mandos.core.errors import ConfigError, MandosError
 from mandos.core.values import ClientName, Fingerprint, KeyId, Secret
 
@@ -41,20 +43,24 @@ __all__ = [
     "parse_boolean",
     "parse_clients_conf",
     "parse_debuglevel",
+    "parse_int",
     "parse_server_conf",
 ]
 
-#: The client defaults, as clients.conf text (REFERENCE A3); seeded into ``[DEFAULT]``.
+
+def _as_text(value: object) -> str:
+    """A default as clients.conf would write it (``%`` doubled: the file expands ``%(x)s``)."""
+    if isinstance(value, timedelta):
+        return format_rfc3339(value)
+    return str(value).replace("%", "%%")
+
+
+#: The client defaults, as clients.conf text (REFERENCE A3), seeded into ``[DEFAULT]``: the
+#: :class:`ClientConfig` field defaults that a section may override (not the key or raw).
 CLIENT_DEFAULTS: Final[Mapping[str, str]] = {
-    "timeout": "PT5M",
-    "extended_timeout": "PT15M",
-    "interval": "PT2M",
-    "checker": "fping -q -- %%(host)s",
-    "host": "",
-    "approval_delay": "PT0S",
-    "approval_duration": "PT1S",
-    "approved_by_default": "True",
-    "enabled": "True",
+    f.name: _as_text(f.default)
+    for f in dataclasses.fields(ClientConfig)
+    if isinstance(f.default, timedelta | bool | str)
 }
 
 #: The levels ``--debuglevel`` and ``debuglevel`` accept (any case), as logging names them.
@@ -82,7 +88,8 @@ def parse_debuglevel(text: str) -> str:
     return text.upper()
 
 
-def _parse_int(text: str, low: int, high: int | None) -> int:
+def parse_int(text: str, low: int, high: int | None) -> int:
+    """A decimal integer from ``low`` to ``high`` (None: no upper bound)."""
     try:
         value = int(text)
     except ValueError:
@@ -183,8 +190,8 @@ class _Section:
         return self.convert(key, parse) if raw else None
 
 
-def parse_server_conf(text: str, origin: str = "mandos.conf") -> dict[str, object]:
-    """The settings mandos.conf sets, typed and named as :class:`ServerConfig` fields."""
+def parse_server_conf(text: str, origin: str = "mandos.conf") -> ServerSettings:
+    """The settings mandos.conf sets (the others None)."""
     parser = configparser.ConfigParser(interpolation=None)
     index = _read(text, origin, parser)
     raw = dict(parser.defaults())
@@ -198,12 +205,12 @@ def parse_server_conf(text: str, origin: str = "mandos.conf") -> dict[str, objec
         elif key == "debuglevel":
             settings[key] = values.convert(key, parse_debuglevel)
         elif key == "port" and raw[key]:  # "port =" means "the OS picks", as in the reference
-            settings[key] = values.convert(key, lambda v: _parse_int(v, 0, 65535))
+            settings[key] = values.convert(key, lambda v: parse_int(v, 0, 65535))
         elif key == "socket" and raw[key]:
-            settings[key] = values.convert(key, lambda v: _parse_int(v, 0, None))
+            settings[key] = values.convert(key, lambda v: parse_int(v, 0, None))
         elif key == "handshake_timeout":
             settings[key] = values.convert(key, parse_duration)
-    return settings
+    return ServerSettings(**settings)  # type: ignore[arg-type]
 
 
 def parse_clients_conf(

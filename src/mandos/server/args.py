@@ -13,13 +13,19 @@ import argparse
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any, Final
 
 from mandos import __version__
-from mandos.core.config import ServerConfig, merge_server_config
-from mandos.core.config_files import DEBUG_LEVELS, parse_debuglevel, parse_server_conf
-from mandos.core.durations import parse_duration
+from mandos.core.config import (
+    DEFAULT_CONFIGDIR,
+    DEFAULT_SERVICENAME,
+    DEFAULT_STATEDIR,
+    ServerConfig,
+    ServerSettings,
+    merge_server_config,
+)
+from mandos.core.config_files import DEBUG_LEVELS, parse_debuglevel, parse_int, parse_server_conf
+from mandos.core.durations import format_rfc3339, parse_duration
 from mandos.core.errors import ConfigError, UsageError
 
 __all__ = [
@@ -34,32 +40,15 @@ PROG: Final = "mandos"
 
 
 @dataclass(frozen=True, slots=True)
-class ServerArgs:
-    """The command line: None means "not given" (mandos.conf or the default decides)."""
+class ServerArgs(ServerSettings):
+    """The command line: the settings given (None: mandos.conf or the default decides)."""
 
-    interface: str | None = None
-    address: str | None = None
-    port: int | None = None
-    debug: bool | None = None
-    debuglevel: str | None = None
-    priority: str | None = None
-    servicename: str | None = None
-    configdir: str | None = None
-    use_dbus: bool | None = None
-    use_ipv6: bool | None = None
-    restore: bool | None = None
-    statedir: str | None = None
-    socket: int | None = None
-    foreground: bool | None = None
-    zeroconf: bool | None = None
-    handshake_timeout: timedelta | None = None
     check: bool = False
 
-    def overrides(self) -> dict[str, Any]:
-        """The settings given, as :class:`ServerConfig` fields (``check`` left out)."""
-        given = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        del given["check"]
-        return {name: value for name, value in given.items() if value is not None}
+    def overrides(self) -> ServerSettings:
+        """The settings given, without ``check``."""
+        given = {f.name: getattr(self, f.name) for f in dataclasses.fields(ServerSettings)}
+        return ServerSettings(**given)
 
 
 def _argument_type(parse: Callable[[str], Any], name: str) -> Callable[[str], Any]:
@@ -75,17 +64,88 @@ def _argument_type(parse: Callable[[str], Any], name: str) -> Callable[[str], An
     return convert
 
 
-def _number(low: int, high: int | None) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise ConfigError(f"{text!r} is not a number") from None
-        if value < low or (high is not None and value > high):
-            raise ConfigError(f"{text!r} is out of range")
-        return value
+def _number(low: int, high: int | None, name: str) -> Callable[[str], Any]:
+    return _argument_type(lambda text: parse_int(text, low, high), name)
 
-    return parse
+
+_DEFAULT_HANDSHAKE: Final = format_rfc3339(ServerConfig().handshake_timeout)
+
+#: Every option but -h and -v, in the reference's order: (flags, ``add_argument`` keywords).
+_OPTIONS: Final[tuple[tuple[tuple[str, ...], dict[str, Any]], ...]] = (
+    (("-i", "--interface"), {
+        "metavar": "IF",
+        "help": "listen and announce on network interface IF only",
+    }),
+    (("-a", "--address"), {
+        "help": "listen on this IPv6 address only (an IPv4 address as ::FFFF:a.b.c.d)",
+    }),
+    (("-p", "--port"), {
+        "type": _number(0, 65535, "port"),
+        "help": "TCP port to listen on (default: any free port, announced by Zeroconf)",
+    }),
+    (("--check",), {
+        "action": "store_true",
+        "default": False,
+        "help": "accepted for compatibility: there is no built-in self-test; exit at once",
+    }),
+    (("--debug",), {
+        "action": "store_true",
+        "help": "debug mode: stay in the foreground and log everything to the terminal",
+    }),
+    (("--debuglevel",), {
+        "metavar": "LEVEL",
+        "type": _argument_type(parse_debuglevel, "debuglevel"),
+        "help": f"log level, one of {', '.join(DEBUG_LEVELS)} (any case)",
+    }),
+    (("--priority",), {"help": "GnuTLS priority string (see gnutls_priority_init(3))"}),
+    (("--servicename",), {
+        "metavar": "NAME",
+        "help": f"Zeroconf service instance name (default: {DEFAULT_SERVICENAME})",
+    }),
+    (("--configdir",), {
+        "metavar": "DIR",
+        "help": f"directory holding mandos.conf and clients.conf (default: {DEFAULT_CONFIGDIR})",
+    }),
+    (("--no-dbus",), {
+        "dest": "use_dbus",
+        "action": "store_false",
+        "help": "do not provide the D-Bus system bus interface",
+    }),
+    (("--no-ipv6",), {
+        "dest": "use_ipv6",
+        "action": "store_false",
+        "help": "use IPv4 sockets and addresses instead of IPv6",
+    }),
+    (("--no-restore",), {
+        "dest": "restore",
+        "action": "store_false",
+        "help": "do not restore the state saved by the last run",
+    }),
+    (("--statedir",), {
+        "metavar": "DIR",
+        "help": f"directory to save and restore state in (default: {DEFAULT_STATEDIR})",
+    }),
+    (("--socket",), {
+        "metavar": "FD",
+        "type": _number(0, None, "socket"),
+        "help": "use the listening socket on inherited file descriptor FD",
+    }),
+    (("--foreground",), {
+        "action": "store_true",
+        "help": "run in the foreground: no fork, no PID file",
+    }),
+    (("--no-zeroconf",), {
+        "dest": "zeroconf",
+        "action": "store_false",
+        "help": "do not announce the service with Zeroconf (needs --port or --socket)",
+    }),
+    (("--handshake-timeout",), {
+        "metavar": "TIME",
+        "type": _argument_type(parse_duration, "duration"),
+        "help": "time allowed for the version line and the TLS handshake, as an RFC 3339"
+        f" duration such as PT10S (default: {_DEFAULT_HANDSHAKE})",
+    }),
+)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,93 +156,15 @@ def build_parser() -> argparse.ArgumentParser:
         " TLS, as long as a periodic checker says they are still up.",
         argument_default=None,
     )
-    add = parser.add_argument
-    add(
+    parser.add_argument(
         "-v",
         "--version",
         action="version",
         version=f"{PROG} {__version__}",
         help="show the version number and exit",
     )
-    add("-i", "--interface", metavar="IF", help="listen and announce on network interface IF only")
-    add(
-        "-a",
-        "--address",
-        help="listen on this IPv6 address only (an IPv4 address as ::FFFF:a.b.c.d)",
-    )
-    add(
-        "-p",
-        "--port",
-        type=_argument_type(_number(0, 65535), "port"),
-        help="TCP port to listen on (default: any free port, announced by Zeroconf)",
-    )
-    add(
-        "--check",
-        action="store_true",
-        default=False,
-        help="accepted for compatibility: there is no built-in self-test; exit at once",
-    )
-    add(
-        "--debug",
-        action="store_true",
-        help="debug mode: stay in the foreground and log everything to the terminal",
-    )
-    add(
-        "--debuglevel",
-        metavar="LEVEL",
-        type=_argument_type(parse_debuglevel, "debuglevel"),
-        help=f"log level, one of {', '.join(DEBUG_LEVELS)} (any case)",
-    )
-    add("--priority", help="GnuTLS priority string (see gnutls_priority_init(3))")
-    add("--servicename", metavar="NAME", help="Zeroconf service instance name (default: Mandos)")
-    add(
-        "--configdir",
-        metavar="DIR",
-        help="directory holding mandos.conf and clients.conf (default: /etc/mandos)",
-    )
-    add(
-        "--no-dbus",
-        dest="use_dbus",
-        action="store_false",
-        help="do not provide the D-Bus system bus interface",
-    )
-    add(
-        "--no-ipv6",
-        dest="use_ipv6",
-        action="store_false",
-        help="use IPv4 sockets and addresses instead of IPv6",
-    )
-    add(
-        "--no-restore",
-        dest="restore",
-        action="store_false",
-        help="do not restore the state saved by the last run",
-    )
-    add(
-        "--statedir",
-        metavar="DIR",
-        help="directory to save and restore state in (default: /var/lib/mandos)",
-    )
-    add(
-        "--socket",
-        metavar="FD",
-        type=_argument_type(_number(0, None), "socket"),
-        help="use the listening socket on inherited file descriptor FD",
-    )
-    add("--foreground", action="store_true", help="run in the foreground: no fork, no PID file")
-    add(
-        "--no-zeroconf",
-        dest="zeroconf",
-        action="store_false",
-        help="do not announce the service with Zeroconf (needs --port or --socket)",
-    )
-    add(
-        "--handshake-timeout",
-        metavar="TIME",
-        type=_argument_type(parse_duration, "duration"),
-        help="time allowed for the version line and the TLS handshake, as an RFC 3339"
-        " duration such as PT10S (default: PT10S)",
-    )
+    for flags, keywords in _OPTIONS:
+        parser.add_argument(*flags, **keywords)
     # store_true/store_false set their opposite as the default; "not given" must stay None.
     parser.set_defaults(
         debug=None, use_dbus=None, use_ipv6=None, restore=None, foreground=None, zeroconf=None
@@ -218,7 +200,5 @@ def load_server_config(
     Raises:
         ConfigError: mandos.conf is malformed (the message names the line).
     """
-    config = ServerConfig()
-    if conf_text is not None:
-        config = merge_server_config(config, parse_server_conf(conf_text, origin))
-    return merge_server_config(config, args.overrides())
+    from_file = ServerSettings() if conf_text is None else parse_server_conf(conf_text, origin)
+    return merge_server_config(ServerConfig(), from_file, args.overrides())

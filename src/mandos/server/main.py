@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from mandos.core.config import ClientConfig, ServerConfig
+from mandos.core.config import DEFAULT_CONFIGDIR, ClientConfig, ServerConfig
 from mandos.core.config_files import parse_clients_conf
 from mandos.core.errors import ConfigError, MandosError
 from mandos.server.app import MandosServer
@@ -66,7 +66,7 @@ def load_config(argv: Sequence[str] | None) -> ServerConfig:
     args = parse_server_args(sys.argv[1:] if argv is None else argv)
     if args.check:
         raise _CheckOnly
-    configdir = args.configdir or "/etc/mandos"
+    configdir = args.configdir or DEFAULT_CONFIGDIR
     conf_text = _read_text(Path(configdir) / "mandos.conf", required=False)
     config = load_server_config(conf_text, args)
     validate_server_config(config)
