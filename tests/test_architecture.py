@@ -355,6 +355,30 @@ def test_core_imports_no_io_library_at_run_time() -> None:
     assert out == "[]", f"the pure core imported {out}"
 
 
+def pragma_violations(module: str, source: str) -> list[str]:
+    """Coverage of the core is enforced at 100%: ``no cover`` only on ``case _: assert_never``."""
+    if _package(module) != "core":
+        return []
+    lines = source.splitlines()
+    return [
+        f"{module}:{n}: no cover outside an exhaustive match's assert_never arm"
+        for n, line in enumerate(lines, start=1)
+        if "pragma: no cover" in line
+        and not (
+            line.strip().startswith("case _:") and n < len(lines) and "assert_never(" in lines[n]
+        )
+    ]
+
+
+def test_core_excludes_from_coverage_only_assert_never_arms() -> None:
+    bad = [line for m, s in all_modules().items() for line in pragma_violations(m, s)]
+    assert bad == []
+    planted = "def f(x):\n    if x:  # pragma: no cover\n        return 1\n"
+    assert pragma_violations("mandos.core.x", planted) != []
+    arm = "match x:\n    case _:  # pragma: no cover\n        assert_never(x)\n"
+    assert pragma_violations("mandos.core.x", arm) == []
+
+
 # -- each rule fails on a planted violation ----------------------------------------------------
 
 PLANTED: list[tuple[str, str, str]] = [

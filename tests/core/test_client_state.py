@@ -371,3 +371,12 @@ def test_properties_cover_reference_a7() -> None:
     assert props["KeyID"] == "AB" * 32
     assert props["Fingerprint"] == ""
     assert props["Expires"] == T0 + 5 * MIN
+
+
+def test_rewind_point() -> None:
+    state = enabled_state()  # checker due at T0 + 2 min, interval 2 min
+    assert state.rewind_point() == T0
+    state.checker_next_start = datetime.min.replace(tzinfo=UTC) + SEC
+    assert state.rewind_point() is None  # would underflow: no tick can be that early
+    state.disable()
+    assert state.rewind_point() is None

@@ -162,3 +162,14 @@ def test_tick_matches_a_full_scan(steps: list[tuple[str, int]]) -> None:
                 OPS[op](reg, now)
         deadlines = [d for s in reg.states() if (d := s.next_deadline()) is not None]
         assert reg.next_deadline() == min(deadlines, default=None)
+
+
+def test_stale_entries_are_compacted() -> None:
+    reg = many(10)
+    for i in range(1000):  # each change moves the next checker start, leaving stale entries
+        reg.set_property("c3", "Interval", (i % 50 + 1) * SEC, T0)
+    timers = reg._timers
+    assert len(timers._deadlines) + len(timers._rewinds) <= 4 * 10 + 64 + 1
+    deadlines = [d for s in reg.states() if (d := s.next_deadline()) is not None]
+    assert reg.next_deadline() == min(deadlines)
+    assert {s.name for s in reg.states()} == {s.name for _, _, s in timers._deadlines}
