@@ -363,6 +363,8 @@ async def test_approval_signals_and_secret(private_bus: PrivateSystemBus, key: T
         assert nf.path == "/"
         assert nf.body[0] == stranger.key_id
         assert nf.body[1].endswith("127.0.0.1")  # "::ffff:127.0.0.1" on a dual-stack socket
+        # one signal per interface, sent one after the other: wait for the second too
+        await peer.wait_for(lambda _s: len(peer.named("ClientNotFound")) >= len(S_IFACES))
         assert {s.interface for s in peer.named("ClientNotFound")} == set(S_IFACES)
 
 
