@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import heapq
 import itertools
 import logging
 import random
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from datetime import datetime, timedelta
+from typing import Any
 
 from mandos.core.client_state import ClientState, merge_config
 from mandos.core.config import ClientConfig
@@ -47,6 +46,7 @@ from mandos.core.requests import (
     open_request,
     sent_log,
 )
+from mandos.core.timers import Timers
 from mandos.core.values import EMPTY_KEY_ID, Fingerprint, KeyId, Secret
 
 __all__ = [  # the request protocol's names stay importable from here
@@ -57,8 +57,6 @@ __all__ = [  # the request protocol's names stay importable from here
     "RequestHandle",
     "SendSecret",
 ]
-
-_FAR_FUTURE: Final = datetime.max.replace(tzinfo=UTC)
 
 
 def _finish(out: list[Effect]) -> list[Effect]:
@@ -100,79 +98,6 @@ def _tracked(state: ClientState, action: Callable[[], list[Effect]]) -> list[Eff
     return out + diff.effects()
 
 
-class _Timers:
-    """Each client's next deadline and rewind point in heaps, invalidated lazily.
-
-    ``due(now)`` costs O(k log n) for the k clients it returns, so that many idle clients
-    cost nothing between events. An entry is current while it equals what ``_deadline`` /
-    ``_rewind`` record for its client; ``update`` pushes a new entry when either changes and
-    leaves the old one to be skipped when it surfaces.
-    """
-
-    def __init__(self) -> None:
-        self._pushes = itertools.count()
-        self._deadlines: list[tuple[datetime, int, ClientState]] = []
-        self._rewinds: list[tuple[timedelta, int, ClientState]] = []  # max-heap on the point
-        self._deadline: dict[ClientState, datetime] = {}
-        self._rewind: dict[ClientState, datetime] = {}
-
-    def update(self, state: ClientState) -> None:
-        """Record ``state``'s current timers (after anything may have changed them)."""
-        deadline = state.next_deadline()
-        if deadline is None:
-            self._deadline.pop(state, None)
-        elif self._deadline.get(state) != deadline:
-            self._deadline[state] = deadline
-            heapq.heappush(self._deadlines, (deadline, next(self._pushes), state))
-        rewind = state.rewind_point()
-        if rewind is None:
-            self._rewind.pop(state, None)
-        elif self._rewind.get(state) != rewind:
-            self._rewind[state] = rewind
-            heapq.heappush(self._rewinds, (_FAR_FUTURE - rewind, next(self._pushes), state))
-        if len(self._deadlines) + len(self._rewinds) > 4 * len(self._deadline) + 64:
-            self._compact()
-
-    def forget(self, state: ClientState) -> None:
-        """``state`` is gone: its entries become stale."""
-        self._deadline.pop(state, None)
-        self._rewind.pop(state, None)
-
-    def _compact(self) -> None:
-        self._deadlines = [(d, next(self._pushes), s) for s, d in self._deadline.items()]
-        self._rewinds = [(_FAR_FUTURE - r, next(self._pushes), s) for s, r in self._rewind.items()]
-        heapq.heapify(self._deadlines)
-        heapq.heapify(self._rewinds)
-
-    def next_deadline(self) -> datetime | None:
-        """The earliest current deadline."""
-        heap = self._deadlines
-        while heap:
-            deadline, _, state = heap[0]
-            if self._deadline.get(state) == deadline:
-                return deadline
-            heapq.heappop(heap)
-        return None
-
-    def due(self, now: datetime) -> dict[ClientState, bool]:
-        """Clients to tick at ``now``: True when a deadline is due, False when only the
-        checker schedule must be pulled back. Their entries are consumed: ``update`` them."""
-        out: dict[ClientState, bool] = {}
-        heap = self._deadlines
-        while heap and heap[0][0] <= now:
-            deadline, _, state = heapq.heappop(heap)
-            if self._deadline.get(state) == deadline:
-                del self._deadline[state]
-                out[state] = True
-        rewinds = self._rewinds
-        while rewinds and _FAR_FUTURE - rewinds[0][0] > now:
-            key, _, state = heapq.heappop(rewinds)
-            if self._rewind.get(state) == _FAR_FUTURE - key:
-                del self._rewind[state]
-                out.setdefault(state, False)
-        return out
-
-
 class Registry:
     """Every configured client, by name and by key ID / fingerprint."""
 
@@ -181,7 +106,7 @@ class Registry:
         self._clients: dict[str, ClientState] = {}
         self._order: dict[ClientState, int] = {}  # insertion order, as _clients iterates
         self._added = itertools.count()
-        self._timers = _Timers()
+        self._timers = Timers()
         self._by_key_id: dict[KeyId, ClientState] = {}
         self._by_fingerprint: dict[Fingerprint, ClientState] = {}
         self._adopt([ClientState.fresh(c, now) for c in configs], now)
@@ -190,7 +115,7 @@ class Registry:
         """Put restored states in place of all current ones (state_model's restore)."""
         self._clients = {}
         self._order = {}
-        self._timers = _Timers()
+        self._timers = Timers()
         self._adopt(list(states), now)
 
     def _adopt(self, states: list[ClientState], now: datetime) -> None:
