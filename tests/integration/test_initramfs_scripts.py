@@ -167,5 +167,7 @@ def test_python_files_lists_the_interpreter_and_gnutls(tmp_path: Path) -> None:
     pycs = {p.name for p in tmp_path.rglob("*.pyc")}
     assert {"asyncio", "encodings"} <= {p.name for p in tmp_path.rglob("*") if p.is_dir()}
     assert "plugin_runner" in {p.parent.name for p in tmp_path.rglob("main.pyc")}
+    shared = {p.name for p in tmp_path.rglob("*.pyc") if p.parent.name == "initramfs"}
+    assert {"argp.pyc", "process.pyc", "plugindir.pyc"} <= shared
     assert "os.pyc" in pycs
     assert not list(tmp_path.rglob("*.py"))

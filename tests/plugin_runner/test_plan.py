@@ -10,15 +10,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mandos.core.errors import UsageError
-from mandos.plugin_runner import argp
 from mandos.plugin_runner.plan import (
     DEFAULT_CONFIG_FILE,
-    OPTIONS,
     Candidate,
     RunnerConfig,
     build_config,
     config_file_from_argv,
-    is_skipped_name,
     merged_env,
     plan_launches,
     skip_reason,
@@ -104,25 +101,6 @@ def test_bad_options_are_usage_errors(argv: list[str]) -> None:
         build_config([], argv)
 
 
-@pytest.mark.parametrize(
-    ("name", "skipped"),
-    [
-        (".hidden", True),
-        ("#autosave#", True),
-        ("backup~", True),
-        ("x.dpkg-new", True),
-        ("x.dpkg-old", True),
-        ("x.dpkg-bak", True),
-        ("x.dpkg-divert", True),
-        ("mandos-client", False),
-        ("a#b", False),
-        ("x.dpkg-dist", False),
-    ],
-)
-def test_skip_names(name: str, skipped: bool) -> None:
-    assert is_skipped_name(name) is skipped
-
-
 def test_skip_reasons() -> None:
     off = frozenset({"d"})
     assert skip_reason(Candidate("ok", "/ok", REG, 0, 0), off) is None
@@ -145,29 +123,9 @@ def test_setuid_and_setgid_plugins_run_as_the_file_owner() -> None:
     assert ids == [("a-plain", 1000, 1001), ("b-suid", 0, 1001), ("c-sgid", 1000, 4)]
 
 
-def test_argp_conventions() -> None:
-    p = argp.parse(OPTIONS, ["-dfoo", "-d", "bar", "--deb", "--plugin-d=/x", "--", "--debug"])
-    assert p.options == (
-        ("disable", "foo"),
-        ("disable", "bar"),
-        ("debug", None),
-        ("plugin-dir", "/x"),
-    )
-    assert p.positionals == ("--debug",)
-    with pytest.raises(UsageError, match="ambiguous"):
-        argp.parse(OPTIONS, ["--plugin"])
-    assert "--options-for" in argp.help_text("plugin-runner", "x", OPTIONS)
-
-
 @given(st.text())
 def test_config_text_never_crashes(text: str) -> None:
     words = split_config_text(text)
     assert all(w and "#" not in w and not any(c.isspace() for c in w) for w in words)
     with contextlib.suppress(UsageError):
         build_config(words, [])
-
-
-@given(st.lists(st.text(min_size=1).filter(lambda s: "\0" not in s), max_size=6))
-def test_parse_raises_only_usage_error(argv: list[str]) -> None:
-    with contextlib.suppress(UsageError):
-        argp.parse(OPTIONS, argv)

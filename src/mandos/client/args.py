@@ -3,9 +3,10 @@
 Rules of this module (mandos-client(8mandos), REFERENCE A11):
 1. Pure: no sockets, no files, no environment. ``parse_args`` either returns options, returns
    an ``Info`` request (--help, --usage, --version), or raises ``UsageError``.
-2. argp conventions: ``--opt=VAL`` or ``--opt VAL``, unambiguous prefixes of long options,
-   ``-cVAL`` or ``-c VAL``, clustered short flags (``-?V``), ``--`` ends the options, and no
-   operands are accepted ("Too many arguments").
+2. argp conventions (``mandos.initramfs.argp``): ``--opt=VAL`` or ``--opt VAL``, unambiguous
+   prefixes of long options, ``-cVAL`` or ``-c VAL``, clustered short flags (``-?V``), ``--``
+   ends the options; --help, --usage and --version act where they stand, and no operands are
+   accepted ("Too many arguments").
 3. ``--connect`` splits at the LAST colon; ``[v6]`` brackets are accepted; a colon in the address
    means IPv6; ``fe80::1%eth0`` keeps its scope. Only numeric addresses, as the reference.
 """
@@ -21,6 +22,9 @@ from typing import Final
 
 from mandos import __version__
 from mandos.core.errors import UsageError
+from mandos.initramfs.argp import Opt, parse
+from mandos.initramfs.argp import help_text as argp_help
+from mandos.initramfs.argp import usage_text as argp_usage
 
 PROG: Final = "mandos-client"
 VERSION: Final = "1.8.16"
@@ -105,40 +109,27 @@ class ClientOptions:
         return ",".join(self.interface_args)
 
 
-# long name -> (short letter or "", takes an argument, metavar, help)
-OPTIONS: Final[dict[str, tuple[str, bool, str, str]]] = {
-    "connect": ("c", True, "ADDRESS:PORT", "Connect directly to a specific Mandos server"),
-    "interface": ("i", True, "NAME", "Network interface that will be used to search for servers"),
-    "priority": ("", True, "STRING", "GnuTLS priority string for the TLS handshake"),
-    "pubkey": ("p", True, "FILE", "OpenPGP public key file base name"),
-    "seckey": ("s", True, "FILE", "OpenPGP secret key file base name"),
-    "tls-privkey": ("t", True, "FILE", "TLS private key file base name"),
-    "tls-pubkey": ("T", True, "FILE", "TLS public key file base name"),
-    "delay": ("", True, "SECONDS", "Maximum delay to wait for interface startup"),
-    "dh-bits": ("", True, "BITS", "Bit length of the Diffie-Hellman prime number"),
-    "dh-params": ("", True, "FILE", "PEM-encoded PKCS#3 file of Diffie-Hellman parameters"),
-    "network-hook-dir": ("", True, "DIR", "Directory where network hooks are located"),
-    "retry": ("", True, "SECONDS", "Retry interval used when denied by the Mandos server"),
-    "debug": ("", False, "", "Debug mode"),
-    "help": ("?", False, "", "Give this help list"),
-    "usage": ("", False, "", "Give a short usage message"),
-    "version": ("V", False, "", "Print program version"),
-}  # fmt: skip
-_SHORT: Final = {spec[0]: name for name, spec in OPTIONS.items() if spec[0]}
+SUMMARY: Final = "Mandos client -- Get and decrypt passwords from a server"
+OPTIONS: Final = (
+    Opt("connect", "c", True, "Connect directly to a specific Mandos server", "ADDRESS:PORT"),
+    Opt("interface", "i", True, "Network interface that will be used to search for servers",
+        "NAME"),
+    Opt("priority", None, True, "GnuTLS priority string for the TLS handshake", "STRING"),
+    Opt("pubkey", "p", True, "OpenPGP public key file base name", "FILE"),
+    Opt("seckey", "s", True, "OpenPGP secret key file base name", "FILE"),
+    Opt("tls-privkey", "t", True, "TLS private key file base name", "FILE"),
+    Opt("tls-pubkey", "T", True, "TLS public key file base name", "FILE"),
+    Opt("delay", None, True, "Maximum delay to wait for interface startup", "SECONDS"),
+    Opt("dh-bits", None, True, "Bit length of the Diffie-Hellman prime number", "BITS"),
+    Opt("dh-params", None, True, "PEM-encoded PKCS#3 file of Diffie-Hellman parameters", "FILE"),
+    Opt("network-hook-dir", None, True, "Directory where network hooks are located", "DIR"),
+    Opt("retry", None, True, "Retry interval used when denied by the Mandos server", "SECONDS"),
+    Opt("debug", None, False, "Debug mode"),
+    Opt("help", "?", False, "Give this help list"),
+    Opt("usage", None, False, "Give a short usage message"),
+    Opt("version", "V", False, "Print program version"),
+)  # fmt: skip
 _INFO: Final = {"help": Info.HELP, "usage": Info.USAGE, "version": Info.VERSION}
-
-
-def _long_name(given: str) -> str:
-    """Resolve an exact or unambiguous abbreviated long option name."""
-    if given in OPTIONS:
-        return given
-    matches = [name for name in OPTIONS if name.startswith(given)]
-    if len(matches) == 1:
-        return matches[0]
-    if not matches:
-        raise UsageError(f"unrecognized option '--{given}'")
-    choices = " ".join(f"'--{name}'" for name in matches)
-    raise UsageError(f"option '--{given}' is ambiguous; possibilities: {choices}")
 
 
 def _seconds(raw: str, what: str) -> float:
@@ -193,65 +184,17 @@ def parse_connect(raw: str, interfaces: Sequence[str] = ()) -> ConnectTarget:
     return ConnectTarget(str(parsed), int(port_text), ipv6=True, scope=scope or None)
 
 
-def _split_argv(argv: Sequence[str]) -> list[tuple[str, str | None]] | Info:
-    """Turn argv into (long name, value) pairs, or the first informational request seen."""
-    pairs: list[tuple[str, str | None]] = []
-    args = list(argv)
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        i += 1
-        if arg == "--":
-            if i < len(args):
-                raise UsageError("Too many arguments")
-            break
-        if arg.startswith("--"):
-            given, eq, value = arg[2:].partition("=")
-            name = _long_name(given)
-            takes_arg = OPTIONS[name][1]
-            if takes_arg and not eq:
-                if i >= len(args):
-                    raise UsageError(f"option '--{name}' requires an argument")
-                value, i = args[i], i + 1
-            elif not takes_arg and eq:
-                raise UsageError(f"option '--{name}' doesn't allow an argument")
-            if name in _INFO:
-                return _INFO[name]
-            pairs.append((name, value if takes_arg else None))
-        elif arg.startswith("-") and arg != "-":
-            j = 1
-            while j < len(arg):
-                letter = arg[j]
-                j += 1
-                if letter not in _SHORT:
-                    raise UsageError(f"invalid option -- '{letter}'")
-                name = _SHORT[letter]
-                if name in _INFO:
-                    return _INFO[name]
-                if OPTIONS[name][1]:
-                    if j < len(arg):
-                        value = arg[j:]
-                    elif i < len(args):
-                        value, i = args[i], i + 1
-                    else:
-                        raise UsageError(f"option requires an argument -- '{letter}'")
-                    pairs.append((name, value))
-                    break
-                pairs.append((name, None))
-        else:
-            raise UsageError("Too many arguments")
-    return pairs
-
-
 def parse_args(argv: Sequence[str]) -> ClientOptions | Info:
     """Parse mandos-client's arguments (without the program name)."""
-    pairs = _split_argv(argv)
-    if isinstance(pairs, Info):
-        return pairs
+    parsed = parse(OPTIONS, argv, stop_at=_INFO)
+    if parsed.options and parsed.options[-1][0] in _INFO:
+        return _INFO[parsed.options[-1][0]]
+    if parsed.positionals:
+        raise UsageError("Too many arguments")
     values: dict[str, object] = {}
     interfaces: list[str] = []
     connect_raw: str | None = None
-    for name, value in pairs:
+    for name, value in parsed.options:
         match name, value:
             case "debug", _:
                 values["debug"] = True
@@ -280,33 +223,12 @@ def parse_args(argv: Sequence[str]) -> ClientOptions | Info:
 
 def usage_text() -> str:
     """The short --usage message."""
-    shorts = "".join(s for s, takes, _, _ in OPTIONS.values() if s and not takes)
-    words = [f"[-{shorts}]"]
-    words += [f"[-{s} {m}]" for s, takes, m, _ in OPTIONS.values() if s and takes]
-    words += [f"[--{n}={m}]" if takes else f"[--{n}]" for n, (_, takes, m, _) in OPTIONS.items()]
-    lines, line = [], f"Usage: {PROG}"
-    for word in words:
-        if len(line) + 1 + len(word) > 78:
-            lines.append(line)
-            line = " " * 11
-        line += " " + word
-    return "\n".join([*lines, line]) + "\n"
+    return argp_usage(PROG, OPTIONS)
 
 
 def help_text() -> str:
     """The --help message, laid out like argp's."""
-    out = [f"Usage: {PROG} [OPTION...]", "Mandos client -- Get and decrypt passwords from a server"]
-    out.append("")
-    for name, (short, takes, metavar, text) in OPTIONS.items():
-        head = f"  -{short}, " if short else "      "
-        head += f"--{name}={metavar}" if takes else f"--{name}"
-        out.append(f"{head:<29}{text}" if len(head) < 29 else f"{head}\n{'':29}{text}")
-    out += [
-        "",
-        "Mandatory or optional arguments to long options are also mandatory or optional",
-        "for any corresponding short options.",
-    ]
-    return "\n".join(out) + "\n"
+    return argp_help(PROG, SUMMARY, OPTIONS)
 
 
 def version_text() -> str:

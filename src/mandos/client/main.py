@@ -15,7 +15,6 @@ when a key file cannot be used, as the reference; 74 (EX_IOERR) when stdout cann
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 import time
@@ -40,6 +39,7 @@ from mandos.core.errors import (
     UsageError,
 )
 from mandos.core.values import Secret
+from mandos.initramfs.process import STOP_SIGNALS, die_by_signal, write_all
 
 if TYPE_CHECKING:  # only for typing: libgnutls is loaded when the keys are; asyncio is
     # imported only for Zeroconf discovery (it is a third of the --connect path's start-up)
@@ -49,7 +49,6 @@ if TYPE_CHECKING:  # only for typing: libgnutls is loaded when the keys are; asy
 
 log = logging.getLogger("mandos.client")
 
-STOP_SIGNALS: Final = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 LOG_PREFIX: Final = f"Mandos plugin {PROG}: "
 
 
@@ -93,10 +92,7 @@ class _Stopper:
     def reraise(self) -> NoReturn:
         """Die by the signal that stopped us, as the reference does."""
         assert self.signum is not None
-        signal.signal(self.signum, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, [self.signum])
-        os.kill(os.getpid(), self.signum)
-        raise SystemExit(128 + self.signum)  # not reached unless the signal is ignored
+        die_by_signal(self.signum)
 
 
 def _setup_logging(debug: bool) -> None:
@@ -266,12 +262,6 @@ class _Found(Exception):
     """A secret has arrived."""
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
 def _run(opts: ClientOptions, keys: Keys, stopper: _Stopper) -> int | None:
     """Hooks, interfaces, the asyncio part and the output; always cleans up.
 
@@ -294,7 +284,7 @@ def _run(opts: ClientOptions, keys: Keys, stopper: _Stopper) -> int | None:
         stopper.armed = False
         # Printed before the clean-up, so that the disk is unlocked meanwhile.
         try:
-            _write_all(sys.stdout.fileno(), secret.reveal())
+            write_all(sys.stdout.fileno(), secret.reveal())
         except OSError as exc:
             log.error("cannot write the password: %s", exc.strerror or exc)
             return EX_IOERR

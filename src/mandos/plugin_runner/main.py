@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import NoReturn
 
 from mandos.core.errors import EX_IOERR, EX_OK, EX_UNAVAILABLE, MandosError, UsageError
-from mandos.plugin_runner import argp
+from mandos.initramfs import argp
+from mandos.initramfs.process import die_by_signal, read_line_noecho, stop_signals_raise, write_all
 from mandos.plugin_runner.plan import (
     OPTIONS,
     VERSION_TEXT,
@@ -22,7 +23,6 @@ from mandos.plugin_runner.plan import (
     split_config_text,
 )
 from mandos.plugin_runner.run import RaceSettings, format_timeline, race
-from mandos.plugins._common import die_by_signal, read_line_noecho, stop_signals_raise, write_all
 
 PROG = "plugin-runner"
 SUMMARY = "Mandos plugin runner -- Run Mandos plugins"

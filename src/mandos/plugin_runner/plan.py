@@ -14,7 +14,6 @@ Rules (REFERENCE A13):
 
 from __future__ import annotations
 
-import fnmatch
 import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +21,8 @@ from typing import Final, Literal
 
 from mandos import __version__
 from mandos.core.errors import UsageError
-from mandos.plugin_runner.argp import Opt, parse
+from mandos.initramfs.argp import Opt, parse
+from mandos.initramfs.plugindir import is_skipped_name
 
 DEFAULT_UID: Final = 65534
 DEFAULT_GID: Final = 65534
@@ -30,15 +30,6 @@ DEFAULT_PLUGIN_DIR: Final = "/lib/mandos/plugins.d"
 DEFAULT_PLUGIN_HELPER_DIR: Final = "/lib/mandos/plugin-helpers"
 DEFAULT_CONFIG_FILE: Final = "/conf/conf.d/mandos/plugin-runner.conf"
 HELPER_DIR_ENV: Final = "MANDOSPLUGINHELPERDIR"
-SKIP_PATTERNS: Final = (
-    ".*",
-    "#*#",
-    "*~",
-    "*.dpkg-new",
-    "*.dpkg-old",
-    "*.dpkg-bak",
-    "*.dpkg-divert",
-)
 VERSION_TEXT: Final = f"plugin-runner (mandos-py) {__version__}\n"
 
 OPTIONS: Final = (
@@ -204,11 +195,6 @@ def build_config(file_args: Sequence[str], cli_args: Sequence[str]) -> RunnerCon
         debug=bool(values.get("debug", False)),
         action=action,
     )
-
-
-def is_skipped_name(name: str) -> bool:
-    """True for backup, hidden and dpkg leftover names that are never plugins."""
-    return any(fnmatch.fnmatchcase(name, pattern) for pattern in SKIP_PATTERNS)
 
 
 def skip_reason(candidate: Candidate, disabled: frozenset[str]) -> str | None:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mandos.core.errors import EX_IOERR, EX_OK, EX_OSFILE
-from mandos.plugins._common import write_all
+from mandos.initramfs.process import write_all
 
 PROG = "askpass-fifo"
 DEFAULT_FIFO = "/lib/cryptsetup/passfifo"

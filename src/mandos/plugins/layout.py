@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Final
 
-from mandos.plugin_runner.plan import is_skipped_name
+from mandos.initramfs.plugindir import is_skipped_name
 
 #: Reference name -> (module, setuid root in the reference).
 PLUGINS: Final = {

@@ -30,12 +30,8 @@ from pathlib import Path
 
 from mandos import __version__
 from mandos.core.errors import EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE, UsageError
-from mandos.plugin_runner import argp
-from mandos.plugins._common import (
-    StopRequested,
-    die_by_signal,
-    stop_signals_raise,
-)
+from mandos.initramfs import argp
+from mandos.initramfs.process import StopRequested, die_by_signal, stop_signals_raise
 
 PROG = "password-agent"
 DEFAULT_AGENT_DIR = "/run/systemd/ask-password"

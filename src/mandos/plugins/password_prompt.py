@@ -14,18 +14,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mandos.core.errors import EX_IOERR, EX_NOINPUT, EX_OK, EX_UNAVAILABLE, UsageError
-from mandos.plugin_runner import argp
-from mandos.plugins._common import (
+from mandos.initramfs import argp
+from mandos.initramfs.process import (
     StopRequested,
     close_stdout,
-    crypttab_names,
-    default_prompt,
     die_by_signal,
-    find_process,
     read_line_noecho,
     stop_signals_raise,
     write_all,
 )
+from mandos.plugins._common import crypttab_names, default_prompt, find_process
 
 PROG = "password-prompt"
 PLYMOUTH_PID_FILE = "/run/plymouth/pid"

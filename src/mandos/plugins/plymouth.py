@@ -19,16 +19,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mandos.core.errors import EX_OK, EX_UNAVAILABLE, UsageError
-from mandos.plugin_runner import argp
-from mandos.plugins._common import (
-    StopRequested,
-    crypttab_names,
-    default_prompt,
-    die_by_signal,
-    find_process,
-    stop_signals_raise,
-    write_all,
-)
+from mandos.initramfs import argp
+from mandos.initramfs.process import StopRequested, die_by_signal, stop_signals_raise, write_all
+from mandos.plugins._common import crypttab_names, default_prompt, find_process
 
 PROG = "plymouth"
 PLYMOUTH = "/bin/plymouth"

@@ -14,15 +14,8 @@ import sys
 from collections.abc import Sequence
 
 from mandos.core.errors import EX_OK, EX_UNAVAILABLE
-from mandos.plugins._common import (
-    StopRequested,
-    crypttab_names,
-    default_prompt,
-    die_by_signal,
-    find_process,
-    stop_signals_raise,
-    write_all,
-)
+from mandos.initramfs.process import StopRequested, die_by_signal, stop_signals_raise, write_all
+from mandos.plugins._common import crypttab_names, default_prompt, find_process
 from mandos.plugins.usplash import restart
 
 PROG = "splashy"
