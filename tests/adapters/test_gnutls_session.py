@@ -197,22 +197,27 @@ def test_debug_log_goes_to_logging(
 
 def test_credentials_reject_mismatched_halves(keypair: tuple[bytes, bytes]) -> None:
     other_private, _ = generate_ed25519_keypair()
-    with pytest.raises(KeyFileError, match="do not belong together"):
+    with pytest.raises(KeyFileError, match="public key and private key do not belong together"):
         RawKeyCredentials.from_pem(keypair[1], other_private)
     with pytest.raises(KeyFileError):
         RawKeyCredentials.from_pem(b"junk", keypair[0])
 
 
-def test_credentials_from_files(tmp_path: Path, keypair: tuple[bytes, bytes]) -> None:
-    pub, priv = tmp_path / "tls-pubkey.pem", tmp_path / "tls-privkey.pem"
-    with pytest.raises(KeyFileError, match="No such file"):
-        RawKeyCredentials.from_files(pub, priv)
-    pub.write_bytes(keypair[1])
-    priv.write_bytes(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
-    with pytest.raises(KeyFileError, match=r"tls-privkey\.pem"):
-        RawKeyCredentials.from_files(pub, priv)
-    priv.write_bytes(keypair[0])
-    RawKeyCredentials.from_files(pub, priv).close()
+def test_credentials_errors_name_the_file_once(keypair: tuple[bytes, bytes]) -> None:
+    names = ("/k/tls-pubkey.pem", "/k/tls-privkey.pem")
+    bad_private = b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
+    with pytest.raises(KeyFileError) as caught:
+        RawKeyCredentials.from_pem(keypair[1], bad_private, names)
+    assert str(caught.value).startswith("/k/tls-privkey.pem: cannot be read: ")
+    assert str(caught.value).count("tls-") == 1
+    assert caught.value.__cause__ is not None  # GnuTLS's error, translated here and only here
+    with pytest.raises(KeyFileError, match=r"^/k/tls-pubkey\.pem: no PEM data found$"):
+        RawKeyCredentials.from_pem(b"junk", keypair[0], names)
+    other_private, _ = generate_ed25519_keypair()
+    with pytest.raises(KeyFileError) as caught:
+        RawKeyCredentials.from_pem(keypair[1], other_private, names)
+    assert str(caught.value) == f"{names[0]} and {names[1]} do not belong together"
+    RawKeyCredentials.from_pem(keypair[1], keypair[0], names).close()
 
 
 def test_dh_options_are_accepted(

@@ -175,22 +175,28 @@ async def test_stop_signals_while_waiting(keyset: KeySet, sig: signal.Signals) -
 
 
 @pytest.mark.parametrize(
-    "broken", ["pubkey", "seckey", "tls-pubkey", "tls-privkey", "tls-mismatch", "pgp-garbage"]
+    "broken",
+    ["pubkey", "seckey", "tls-pubkey", "tls-privkey", "tls-mismatch", "tls-garbage", "pgp-garbage"],
 )
 async def test_unusable_key_files_exit_69(keyset: KeySet, broken: str, tmp_path: Path) -> None:
     args = keyset.args()
+    named = tmp_path / "missing"
     if broken == "tls-mismatch":
         from mandos.adapters.gnutls import generate_ed25519_keypair
 
-        other = tmp_path / "other.pem"
-        other.write_bytes(generate_ed25519_keypair()[0])
-        args.append(f"--tls-privkey={other}")
+        named = tmp_path / "other.pem"
+        named.write_bytes(generate_ed25519_keypair()[0])
+        args.append(f"--tls-privkey={named}")
+    elif broken == "tls-garbage":
+        named = tmp_path / "garbage.pem"
+        named.write_bytes(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+        args.append(f"--tls-privkey={named}")
     elif broken == "pgp-garbage":
-        junk = tmp_path / "junk.txt"
-        junk.write_text("not a key\n")
-        args.append(f"--seckey={junk}")
+        named = tmp_path / "junk.txt"
+        named.write_text("not a key\n")
+        args.append(f"--seckey={named}")
     else:
-        args.append(f"--{broken}={tmp_path / 'missing'}")
+        args.append(f"--{broken}={named}")
     client = await start_client(["--connect=127.0.0.1:9", *args])
     try:
         rc, out, err = await client.finish()
@@ -198,6 +204,10 @@ async def test_unusable_key_files_exit_69(keyset: KeySet, broken: str, tmp_path:
         await client.stop()
     assert (rc, out) == (69, b"")
     assert len(err.splitlines()) == 1, err
+    assert err.count(str(named)) == 1, err  # translated once: no wrapping around it
+    if broken == "tls-garbage":  # only the bad file is named, by the code that read it
+        assert f"{named}: cannot be read: " in err
+        assert str(keyset.tls_pubkey) not in err
     _no_traceback(err)
 
 

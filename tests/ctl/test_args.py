@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mandos.core.errors import CtlUsageError
 from mandos.ctl.args import (
     Approve,
     Command,
-    CtlUsageError,
     DumpJSON,
     IsEnabled,
     PrintTable,

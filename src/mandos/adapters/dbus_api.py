@@ -323,3 +323,7 @@ def client_introspection(path: str) -> str:
 def plain_introspection(path: str, children: list[str]) -> str:
     """Introspection XML of an inner node (such as ``/clients``) with only child nodes."""
     return _node(path, _standard_xml(INTROSPECTABLE_IFACE), children)
+
+
+#: The server's object path; its clients are at ``/clients/<name>``.
+SERVER_PATH: Final = "/"

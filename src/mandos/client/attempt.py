@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, TypeVar
 
-from mandos.core.errors import MandosError, RemoteProtocolError, TLSError
+from mandos.core.errors import AttemptFailed, RemoteProtocolError, TLSError
 
 if TYPE_CHECKING:
     from mandos.adapters.gnutls.session import RawKeyCredentials, Session
@@ -43,14 +43,6 @@ CHUNK: Final = 16384  # one TLS record's worth of plaintext
 
 SockAddr = tuple[str, int] | tuple[str, int, int, int]
 T = TypeVar("T")
-
-
-class AttemptFailed(MandosError):
-    """This attempt got no secret; the message is one line, and the server may be retried."""
-
-    def __init__(self, message: str, *, refused: bool = False) -> None:
-        super().__init__(message)
-        self.refused = refused
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,12 +27,13 @@ from typing import TYPE_CHECKING, Final, NoReturn
 from mandos.client import args as cli
 from mandos.client import network
 from mandos.client.args import PROG, ClientOptions, Info
-from mandos.client.attempt import AttemptFailed, SockAddr, Timeouts, fetch_blocking
+from mandos.client.attempt import SockAddr, Timeouts, fetch_blocking
 from mandos.core.errors import (
     EX_IOERR,
     EX_SOFTWARE,
     EX_UNAVAILABLE,
     EX_USAGE,
+    AttemptFailed,
     DecryptError,
     KeyFileError,
     MandosError,
@@ -124,10 +125,7 @@ def load_keys(opts: ClientOptions) -> Keys:
             raise KeyFileError(f"{path}: not an ASCII-armoured OpenPGP key")
     tls_pub = _read(opts.tls_pubkey, "TLS public key")
     tls_priv = _read(opts.tls_privkey, "TLS private key")
-    try:
-        credentials = RawKeyCredentials.from_pem(tls_pub, tls_priv)
-    except MandosError as exc:
-        raise KeyFileError(f"{opts.tls_pubkey}, {opts.tls_privkey}: {exc}") from exc
+    credentials = RawKeyCredentials.from_pem(tls_pub, tls_priv, (opts.tls_pubkey, opts.tls_privkey))
     if opts.dh_params is not None:
         try:
             credentials.set_dh_params_pem(_read(opts.dh_params, "DH parameters"))

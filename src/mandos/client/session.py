@@ -27,14 +27,13 @@ from mandos.adapters.tls_stream import TLSStream
 from mandos.client.attempt import (
     DEFAULT_TIMEOUTS,
     MAX_SECRET_BYTES,
-    AttemptFailed,
     SockAddr,
     Timeouts,
     new_socket,
     os_error_text,
     send_version_line,
 )
-from mandos.core.errors import RemoteProtocolError, TLSError
+from mandos.core.errors import AttemptFailed, RemoteProtocolError, TLSError
 
 __all__ = ["AttemptFailed", "SockAddr", "Timeouts", "fetch_encrypted_secret"]
 

@@ -4,18 +4,23 @@ Our exception hierarchy::
 
     MandosError                      exit_code says how a main() ends
     ├── UsageError                   bad command line                      EX_USAGE (64)
+    │   └── CtlUsageError            mandos-ctl's, argparse-style: usage text, exit 2
     ├── ConfigError                  bad file, option or value             EX_CONFIG (78)
     ├── ProtocolError                abstract, as in h11
     │   ├── LocalProtocolError       we misused the core (a bug)
     │   └── RemoteProtocolError      the peer misbehaved: log one line, close
     ├── TLSError(code, name)         GnuTLS said no
     │   └── HandshakeError
-    ├── UnknownClientError(key_id)
+    ├── ClientNotFoundError(name)    mandos-ctl: no such client on the server
     ├── CheckerError
     ├── StateFileError
     ├── KeyFileError                 a key file is missing, unreadable or malformed
+    ├── KeyGenError                  mandos-keygen could not make or write a key
+    ├── AttemptFailed                mandos-client: one server gave no secret (may retry)
     ├── DecryptError
     ├── BusError
+    │   ├── ServerUnreachable        no Mandos server on the bus, or no bus
+    │   └── ServerCallFailed         the server answered a call with an error
     └── ZeroconfError                no mDNS sockets, no usable interface address or name
 
 The core raises only these; any other exception escaping the core is a bug.
@@ -105,12 +110,22 @@ class HandshakeError(TLSError):
     """The TLS handshake failed."""
 
 
-class UnknownClientError(MandosError):
-    """No configured client has this key ID or fingerprint."""
+class CtlUsageError(UsageError):
+    """mandos-ctl's syntax error; ``usage`` is the text the reference prints before it."""
 
-    def __init__(self, key_id: str) -> None:
-        super().__init__(f"no client with key ID {key_id}")
-        self.key_id = key_id
+    exit_code = 2  # argparse's status, as the reference
+
+    def __init__(self, message: str, usage: str) -> None:
+        super().__init__(message)
+        self.usage = usage
+
+
+class ClientNotFoundError(MandosError):
+    """A client named on mandos-ctl's command line is not on the server."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Client not found on server: {name!r}")
+        self.name = name
 
 
 class CheckerError(MandosError):
@@ -129,6 +144,21 @@ class KeyFileError(MandosError):
     exit_code = EX_NOINPUT
 
 
+class KeyGenError(MandosError):
+    """mandos-keygen could not generate or write a key."""
+
+
+class AttemptFailed(MandosError):
+    """mandos-client got no secret from this server; one line, and the server may be retried.
+
+    ``refused``: the server closed the connection without sending anything.
+    """
+
+    def __init__(self, message: str, *, refused: bool = False) -> None:
+        super().__init__(message)
+        self.refused = refused
+
+
 class DecryptError(MandosError):
     """An OpenPGP message could not be decrypted."""
 
@@ -139,6 +169,24 @@ class BusError(MandosError):
     """A D-Bus call failed or the bus is unreachable."""
 
     exit_code = EX_UNAVAILABLE
+
+
+class ServerUnreachable(BusError):
+    """No Mandos server owns its bus name, or the bus itself cannot be reached (mandos-ctl: 1)."""
+
+    exit_code = 1
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"Could not connect to Mandos server: {detail}")
+
+
+class ServerCallFailed(BusError):
+    """The server answered a D-Bus call with an error (mandos-ctl: 1)."""
+
+    exit_code = 1
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"Failed to access Mandos server through D-Bus:\n{detail}")
 
 
 class ZeroconfError(MandosError):

@@ -24,14 +24,13 @@ from datetime import timedelta
 from typing import Final, NoReturn
 
 from mandos.core.durations import parse_ctl_duration
-from mandos.core.errors import ConfigError, UsageError
+from mandos.core.errors import ConfigError, CtlUsageError
 
 __all__ = [
     "ALL_KEYWORDS",
     "Action",
     "Approve",
     "Command",
-    "CtlUsageError",
     "DumpJSON",
     "Invocation",
     "IsEnabled",
@@ -122,16 +121,6 @@ class ShowText:
 
 
 Invocation = Command | ShowText
-
-
-class CtlUsageError(UsageError):
-    """A syntax error; ``usage`` is the text the reference prints before the message."""
-
-    exit_code = 2  # argparse's status, as the reference
-
-    def __init__(self, message: str, usage: str) -> None:
-        super().__init__(message)
-        self.usage = usage
 
 
 class _Show(Exception):

@@ -13,20 +13,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mandos import __version__
+from mandos.adapters.dbus_client import MandosBus, Properties
 from mandos.core.durations import format_ctl, parse_ctl_duration
-from mandos.core.errors import MandosError
+from mandos.core.errors import ClientNotFoundError, CtlUsageError, MandosError
 from mandos.ctl import args as cli
 from mandos.ctl import render
-from mandos.ctl.bus import MandosBus, Properties
 
 PROG = "mandos-ctl"
-
-
-class UnknownClient(MandosError):
-    """A client named on the command line is not on the server."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(f"Client not found on server: {name!r}")
 
 
 def _debug_line(line: str) -> None:
@@ -37,7 +30,7 @@ def select(all_clients: dict[str, Properties], names: Sequence[str]) -> dict[str
     """The named clients (all of them if none is named), in command-line order, once each.
 
     Raises:
-        UnknownClient: a name is not on the server.
+        ClientNotFoundError: a name is not on the server.
     """
     if not names:
         return all_clients
@@ -46,7 +39,7 @@ def select(all_clients: dict[str, Properties], names: Sequence[str]) -> dict[str
     for name in names:
         path = by_name.get(name)
         if path is None:
-            raise UnknownClient(name)
+            raise ClientNotFoundError(name)
         chosen[path] = all_clients[path]
     return chosen
 
@@ -106,7 +99,7 @@ def _read_secrets(command: cli.Command) -> dict[str, bytes]:
             try:
                 found[action.path] = Path(action.path).read_bytes()
             except OSError as exc:
-                raise cli.CtlUsageError(
+                raise CtlUsageError(
                     f"argument -s/--secret: can't open '{action.path}': {exc}",
                     cli.build_parser(__version__).format_usage(),
                 ) from None
@@ -124,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _self_check()
         secrets = _read_secrets(invocation)
         return asyncio.run(_run(invocation, secrets))
-    except cli.CtlUsageError as exc:
+    except CtlUsageError as exc:
         sys.stderr.write(exc.usage)
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -18,7 +18,7 @@ from typing import BinaryIO, Final, TextIO
 
 from mandos import __version__
 from mandos.adapters import openpgp
-from mandos.core.errors import KeyFileError, MandosError, UsageError
+from mandos.core.errors import KeyFileError, KeyGenError, MandosError, UsageError
 from mandos.keygen import render, tools
 
 PROG: Final = "mandos-keygen"
@@ -77,7 +77,7 @@ def check_directory(directory: Path, *, writable: bool) -> None:
             os.close(fd)
             Path(probe).unlink()
         except OSError:
-            raise tools.KeyGenError(f"{directory}: directory not writable") from None
+            raise KeyGenError(f"{directory}: directory not writable") from None
 
 
 def make_keys(opts: argparse.Namespace, directory: Path) -> list[Path]:
@@ -96,7 +96,7 @@ def make_keys(opts: argparse.Namespace, directory: Path) -> list[Path]:
     check_directory(directory, writable=True)
     paths = [directory / name for name in KEY_FILES]
     if not opts.force and any(p.exists() or p.is_symlink() for p in paths):
-        raise tools.KeyGenError("refusing to overwrite old key files; use --force")
+        raise KeyGenError("refusing to overwrite old key files; use --force")
     tls_priv, tls_pub = tools.generate_tls_key(tls_type)
     pub, sec = tools.generate_openpgp_key(spec)
     backups = []
@@ -152,7 +152,7 @@ def read_passphrase(stdin: BinaryIO, prompts: TextIO) -> bytes:
         if answers[0] == answers[1]:
             return answers[0]
         if not on_tty:
-            raise tools.KeyGenError("passphrase mismatch")
+            raise KeyGenError("passphrase mismatch")
         prompts.write("Passphrase mismatch\n")
 
 

@@ -16,17 +16,13 @@ from typing import Final
 
 from mandos.adapters import openpgp
 from mandos.adapters.gnutls import keys as tls_keys
-from mandos.core.errors import KeyFileError, MandosError
+from mandos.core.errors import KeyFileError, KeyGenError
 from mandos.core.values import KeyId
 from mandos.keygen import render
 
 #: What the reference asks ssh-keyscan for, in order.
 SSH_KEY_TYPES: Final = ("ecdsa-sha2-nistp256", "ed25519", "rsa")
 _KEYSCAN_TIMEOUT: Final = 10
-
-
-class KeyGenError(MandosError):
-    """A key could not be generated or written."""
 
 
 def generate_openpgp_key(spec: render.KeySpec) -> tuple[bytes, bytes]:

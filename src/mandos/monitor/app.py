@@ -23,8 +23,14 @@ from textual.widgets import OptionList, RichLog, Rule
 from textual.widgets.option_list import Option
 
 from mandos import __version__
+from mandos.adapters.dbus_api import (
+    CLIENT_INTERFACE,
+    OBJECT_MANAGER_IFACE,
+    PROPERTIES_IFACE,
+    SERVER_INTERFACE,
+)
+from mandos.adapters.dbus_client import MandosBus
 from mandos.core.errors import BusError
-from mandos.ctl.bus import CLIENT_INTERFACE, OBJECT_MANAGER, PROPERTIES, SERVER_INTERFACE, MandosBus
 from mandos.monitor import model
 
 __all__ = ["MonitorApp"]
@@ -170,9 +176,9 @@ class MonitorApp(App[None]):
     # ------------------------------------------------------------------ signals
 
     def _on_signal(self, path: str, interface: str, member: str, body: list[Any]) -> None:
-        if interface == OBJECT_MANAGER:
+        if interface == OBJECT_MANAGER_IFACE:
             self._object_manager(member, body)
-        elif interface == PROPERTIES:
+        elif interface == PROPERTIES_IFACE:
             if self.clients.update(path, body[1]):
                 self._tick()
         elif interface == CLIENT_INTERFACE:

@@ -45,11 +45,9 @@ def _read_text(path: Path, *, required: bool) -> str | None:
 
 
 def _read_secfile(path: str) -> bytes:
+    """The secfile's bytes; an OSError is left for the parser, which names the file and line."""
     expanded = os.path.expanduser(os.path.expandvars(path))  # noqa: PTH111 - $VAR, then ~user
-    try:
-        return Path(expanded).read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"secfile {path!r}: {exc.strerror}") from exc
+    return Path(expanded).read_bytes()
 
 
 def clients_loader(configdir: str) -> tuple[ClientConfig, ...]:

@@ -3,7 +3,9 @@
 The files match what Debian's ``certtool --key-type=ed25519 --pkcs8`` and ``--pubkey-info``
 write: an unencrypted PKCS#8 "PRIVATE KEY" PEM and a SubjectPublicKeyInfo "PUBLIC KEY" PEM.
 The key ID is gnutls_pubkey_get_key_id(GNUTLS_KEYID_USE_SHA256), i.e. SHA-256 of the DER SPKI.
-Error messages never contain key bytes.
+GnuTLS's errors about a key become one ``KeyFileError`` here, named after the key (``name``:
+a file name where the caller has one); callers do not wrap it again. Error messages never
+contain key bytes.
 """
 
 from __future__ import annotations
@@ -46,25 +48,25 @@ def _key_id(pubkey: c_void_p) -> KeyId:
     return KeyId(bytes(out[: size.value]).hex().upper())
 
 
-def _import_privkey(privkey: c_void_p, privkey_pem: bytes) -> None:
+def _import_privkey(privkey: c_void_p, privkey_pem: bytes, name: str) -> None:
     """Load a PEM private key (PKCS#8 or legacy) into a gnutls_privkey_t."""
     if b"-----BEGIN" not in privkey_pem:
-        raise KeyFileError("private key: no PEM data found")
+        raise KeyFileError(f"{name}: no PEM data found")
     try:
         with _ffi.InDatum(privkey_pem) as datum:
             _ffi.gnutls_privkey_import_x509_raw(privkey, datum, _ffi.X509_FMT_PEM, None, 0)
     except TLSError as exc:
-        raise KeyFileError(f"private key: cannot be read: {exc}") from exc
+        raise KeyFileError(f"{name}: cannot be read: {exc}") from exc
 
 
-def _import_pubkey(pubkey: c_void_p, pubkey_pem: bytes) -> None:
+def _import_pubkey(pubkey: c_void_p, pubkey_pem: bytes, name: str) -> None:
     if b"-----BEGIN" not in pubkey_pem:
-        raise KeyFileError("public key: no PEM data found")
+        raise KeyFileError(f"{name}: no PEM data found")
     try:
         with _ffi.InDatum(pubkey_pem) as datum:
             _ffi.gnutls_pubkey_import(pubkey, datum, _ffi.X509_FMT_PEM)
     except TLSError as exc:
-        raise KeyFileError(f"public key: cannot be read: {exc}") from exc
+        raise KeyFileError(f"{name}: cannot be read: {exc}") from exc
 
 
 def generate_ed25519_keypair() -> tuple[bytes, bytes]:
@@ -80,26 +82,26 @@ def generate_ed25519_keypair() -> tuple[bytes, bytes]:
     return private_pem, public_key_from_private(private_pem)
 
 
-def public_key_from_private(privkey_pem: bytes) -> bytes:
+def public_key_from_private(privkey_pem: bytes, name: str = "private key") -> bytes:
     """The SubjectPublicKeyInfo PEM ("PUBLIC KEY") of a PEM private key."""
     with _privkey() as privkey, _pubkey() as pubkey:
-        _import_privkey(privkey, privkey_pem)
+        _import_privkey(privkey, privkey_pem, name)
         _ffi.gnutls_pubkey_import_privkey(pubkey, privkey, 0, 0)
         out = _ffi.Datum()
         _ffi.gnutls_pubkey_export2(pubkey, _ffi.X509_FMT_PEM, ctypes.byref(out))
         return _ffi.take_datum(out)
 
 
-def public_key_id(pubkey_pem: bytes) -> KeyId:
+def public_key_id(pubkey_pem: bytes, name: str = "public key") -> KeyId:
     """The Mandos key ID of a PEM public key (SHA-256 of its DER SubjectPublicKeyInfo)."""
     with _pubkey() as pubkey:
-        _import_pubkey(pubkey, pubkey_pem)
+        _import_pubkey(pubkey, pubkey_pem, name)
         return _key_id(pubkey)
 
 
-def private_key_id(privkey_pem: bytes) -> KeyId:
+def private_key_id(privkey_pem: bytes, name: str = "private key") -> KeyId:
     """The Mandos key ID of the public half of a PEM private key."""
     with _privkey() as privkey, _pubkey() as pubkey:
-        _import_privkey(privkey, privkey_pem)
+        _import_privkey(privkey, privkey_pem, name)
         _ffi.gnutls_pubkey_import_privkey(pubkey, privkey, 0, 0)
         return _key_id(pubkey)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import ctypes
 import weakref
 from ctypes import c_char_p, c_uint, c_void_p
-from pathlib import Path
 from types import TracebackType
 from typing import Final
 
@@ -64,15 +63,20 @@ class RawKeyCredentials:
         self._finalizer = weakref.finalize(self, _free_credentials, handle, self._dh_params)
 
     @classmethod
-    def from_pem(cls, pubkey_pem: bytes, privkey_pem: bytes) -> RawKeyCredentials:
-        """Credentials from a SubjectPublicKeyInfo PEM and its private key PEM."""
-        if b"-----BEGIN" not in pubkey_pem:
-            raise KeyFileError("public key: no PEM data found")
-        if b"-----BEGIN" not in privkey_pem:
-            raise KeyFileError("private key: no PEM data found")
+    def from_pem(
+        cls,
+        pubkey_pem: bytes,
+        privkey_pem: bytes,
+        names: tuple[str, str] = ("public key", "private key"),
+    ) -> RawKeyCredentials:
+        """Credentials from a SubjectPublicKeyInfo PEM and its private key PEM.
+
+        ``names`` (the files', where there are files) name the halves in a KeyFileError.
+        """
         # Check the halves separately first, for a message that names the bad one.
-        if keys.public_key_id(pubkey_pem) != keys.private_key_id(privkey_pem):
-            raise KeyFileError("public and private key do not belong together")
+        pub_name, priv_name = names
+        if keys.public_key_id(pubkey_pem, pub_name) != keys.private_key_id(privkey_pem, priv_name):
+            raise KeyFileError(f"{pub_name} and {priv_name} do not belong together")
         cred = _allocate_credentials()
         try:
             with _ffi.InDatum(pubkey_pem) as spki, _ffi.InDatum(privkey_pem) as pkey:
@@ -81,22 +85,9 @@ class RawKeyCredentials:
                 )
         except TLSError as exc:
             _ffi.gnutls_certificate_free_credentials(cred)
-            raise KeyFileError(f"raw public key credentials: {exc}") from exc
+            message = f"{pub_name}, {priv_name}: not usable as credentials: {exc}"
+            raise KeyFileError(message) from exc
         return cls(cred)
-
-    @classmethod
-    def from_files(cls, pubkey_path: Path, privkey_path: Path) -> RawKeyCredentials:
-        """Credentials from a public key PEM file and a private key PEM file."""
-        blobs = []
-        for path in (pubkey_path, privkey_path):
-            try:
-                blobs.append(path.read_bytes())
-            except OSError as exc:
-                raise KeyFileError(f"{path}: {exc.strerror or exc}") from exc
-        try:
-            return cls.from_pem(blobs[0], blobs[1])
-        except KeyFileError as exc:
-            raise KeyFileError(f"{pubkey_path}, {privkey_path}: {exc}") from exc
 
     @property
     def handle(self) -> c_void_p:

@@ -1,11 +1,13 @@
 """The Mandos server's D-Bus API as seen by its clients (mandos-ctl, mandos-monitor), via dbus-fast.
 
 Rules of this module:
+- The API's names come from ``dbus_api`` (the one place they are written down).
 - It speaks only the current names: bus name ``se.recompile.Mandos`` on the system bus (found
   through ``DBUS_SYSTEM_BUS_ADDRESS`` when set), the server at ``/``, clients at
   ``/clients/<name>``, interfaces ``se.recompile.Mandos[.Client]``. The server emits every
   signal on the deprecated ``se.bsnet.fukt`` interfaces too; those copies are ignored.
-- dbus-fast's exceptions are translated here, once, into ``BusError`` subclasses.
+- dbus-fast's exceptions are translated here, once, into ``ServerUnreachable`` and
+  ``ServerCallFailed`` (both ``BusError``).
 - Values come out plain (variants unwrapped): ``bool``, ``int``, ``str``, ``bytes``.
 - ``debug`` receives one line per call, in the reference's ``--debug`` words; a secret's bytes
   are never in it (only their count).
@@ -21,24 +23,19 @@ from dbus_fast import BusType, Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 from dbus_fast.errors import DBusError
 
-from mandos.core.errors import BusError
+from mandos.adapters.dbus_api import (
+    BUS_NAMES,
+    CLIENT_INTERFACE,
+    OBJECT_MANAGER_IFACE,
+    PROPERTIES_IFACE,
+    SERVER_INTERFACE,
+    SERVER_PATH,
+)
+from mandos.core.errors import ServerCallFailed, ServerUnreachable
 
-__all__ = [
-    "BUS_NAME",
-    "CLIENT_INTERFACE",
-    "SERVER_INTERFACE",
-    "CallFailed",
-    "MandosBus",
-    "NotRunning",
-    "SignalHandler",
-]
+__all__ = ["MandosBus", "Properties", "SignalHandler"]
 
-BUS_NAME: Final = "se.recompile.Mandos"
-SERVER_PATH: Final = "/"
-SERVER_INTERFACE: Final = "se.recompile.Mandos"
-CLIENT_INTERFACE: Final = "se.recompile.Mandos.Client"
-PROPERTIES: Final = "org.freedesktop.DBus.Properties"
-OBJECT_MANAGER: Final = "org.freedesktop.DBus.ObjectManager"
+BUS_NAME: Final = BUS_NAMES[0]  # the current name; the deprecated one is never spoken
 _NOT_RUNNING: Final = frozenset(
     {"org.freedesktop.DBus.Error.ServiceUnknown", "org.freedesktop.DBus.Error.NameHasNoOwner"}
 )
@@ -46,31 +43,14 @@ _NOT_RUNNING: Final = frozenset(
 _MATCH_RULES: Final = (
     f"type='signal',interface='{CLIENT_INTERFACE}'",
     f"type='signal',interface='{SERVER_INTERFACE}'",
-    f"type='signal',interface='{OBJECT_MANAGER}',path='/'",
-    f"type='signal',interface='{PROPERTIES}',member='PropertiesChanged',arg0='{CLIENT_INTERFACE}'",
+    f"type='signal',interface='{OBJECT_MANAGER_IFACE}',path='{SERVER_PATH}'",
+    f"type='signal',interface='{PROPERTIES_IFACE}',member='PropertiesChanged',arg0='{CLIENT_INTERFACE}'",
 )
+_HEARD: Final = (CLIENT_INTERFACE, SERVER_INTERFACE, OBJECT_MANAGER_IFACE, PROPERTIES_IFACE)
 
 Properties = dict[str, Any]
 SignalHandler = Callable[[str, str, str, list[Any]], None]
 """Called with (object path, interface, member, body with variants unwrapped)."""
-
-
-class NotRunning(BusError):
-    """No Mandos server owns its bus name, or the bus itself cannot be reached."""
-
-    exit_code = 1
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(f"Could not connect to Mandos server: {detail}")
-
-
-class CallFailed(BusError):
-    """The server answered a call with an error."""
-
-    exit_code = 1
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(f"Failed to access Mandos server through D-Bus:\n{detail}")
 
 
 def unwrap(value: Any) -> Any:
@@ -97,10 +77,10 @@ def _translated() -> Iterator[None]:
         yield
     except DBusError as exc:
         if exc.type in _NOT_RUNNING:
-            raise NotRunning(exc.text) from None
-        raise CallFailed(f"{exc.type}: {exc.text}") from None
+            raise ServerUnreachable(exc.text) from None
+        raise ServerCallFailed(f"{exc.type}: {exc.text}") from None
     except (OSError, EOFError) as exc:
-        raise NotRunning(str(exc) or type(exc).__name__) from None
+        raise ServerUnreachable(str(exc) or type(exc).__name__) from None
 
 
 class MandosBus:
@@ -117,7 +97,7 @@ class MandosBus:
         """Connect to the system bus.
 
         Raises:
-            NotRunning: the bus cannot be reached.
+            ServerUnreachable: the bus cannot be reached.
         """
         with _translated():
             bus = await MessageBus(bus_type=BusType.SYSTEM).connect()
@@ -126,6 +106,11 @@ class MandosBus:
     def close(self) -> None:
         """Disconnect from the bus."""
         self._bus.disconnect()
+
+    @property
+    def connected(self) -> bool:
+        """Whether the connection to the bus is still open."""
+        return bool(self._bus.connected)
 
     async def _call(
         self,
@@ -161,10 +146,10 @@ class MandosBus:
         """Every client: its object path -> its se.recompile.Mandos.Client properties.
 
         Raises:
-            NotRunning: no Mandos server on the bus.
-            CallFailed: the server refused.
+            ServerUnreachable: no Mandos server on the bus.
+            ServerCallFailed: the server refused.
         """
-        (objects,) = await self._call(SERVER_PATH, OBJECT_MANAGER, "GetManagedObjects")
+        (objects,) = await self._call(SERVER_PATH, OBJECT_MANAGER_IFACE, "GetManagedObjects")
         return {
             path: dict(interfaces[CLIENT_INTERFACE])
             for path, interfaces in objects.items()
@@ -174,7 +159,11 @@ class MandosBus:
     async def set_property(self, path: str, name: str, signature: str, value: object) -> None:
         """Set a client property (``signature`` is its D-Bus type: b, s, t or ay)."""
         await self._call(
-            path, PROPERTIES, "Set", "ssv", [CLIENT_INTERFACE, name, Variant(signature, value)]
+            path,
+            PROPERTIES_IFACE,
+            "Set",
+            "ssv",
+            [CLIENT_INTERFACE, name, Variant(signature, value)],
         )
 
     async def approve(self, path: str, approve: bool) -> None:
@@ -211,9 +200,14 @@ class MandosBus:
         if msg.message_type is not MessageType.SIGNAL:
             return
         interface, path, member = msg.interface or "", msg.path or "", msg.member or ""
-        if interface == PROPERTIES and (not msg.body or msg.body[0] != CLIENT_INTERFACE):
+        if interface == PROPERTIES_IFACE and (not msg.body or msg.body[0] != CLIENT_INTERFACE):
             return
-        if interface not in (CLIENT_INTERFACE, SERVER_INTERFACE, OBJECT_MANAGER, PROPERTIES):
+        if interface not in (
+            CLIENT_INTERFACE,
+            SERVER_INTERFACE,
+            OBJECT_MANAGER_IFACE,
+            PROPERTIES_IFACE,
+        ):
             return
         body = [unwrap(v) for v in msg.body]
         for handler in list(self._handlers):
