@@ -3,7 +3,7 @@
 The ``--connect`` path of mandos-client uses this module: importing asyncio costs a third of
 the client's start-up, and one connection at a time needs no event loop. The discovery path,
 which talks to many servers at once, uses the asyncio twin in session.py; both share the
-names defined here (AttemptFailed, Timeouts, the socket set-up).
+names defined here (Timeouts, the socket set-up, ``failing_as``: the one error translation).
 
 Rules of this module:
 1. The wire, in order: TCP connect with TCP_NODELAY, ``1\\r\\n`` in ONE send (a split version
@@ -12,8 +12,9 @@ Rules of this module:
 2. Every step before the data has a time limit (select() with a deadline), so a silent server
    never holds us. The wait for the data has none by default: a real server may hold the
    connection while an operator approves. TCP keepalive notices a server that vanished.
-3. Every failure leaves as ``AttemptFailed`` with a one-line message (no key material); zero
-   bytes received means the server refused us, which is also an ``AttemptFailed`` (``refused``).
+3. Every failure leaves as ``AttemptFailed`` with a one-line message naming the step (no key
+   material), translated by ``failing_as`` for both twins; zero bytes received means the server
+   refused us, which is also an ``AttemptFailed`` (``refused``).
 4. A signal handler may raise out of any wait: the socket and the session are closed on the way.
 """
 
@@ -25,7 +26,7 @@ import os
 import select
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, TypeVar
 
@@ -61,6 +62,25 @@ DEFAULT_TIMEOUTS: Final = Timeouts()
 def os_error_text(exc: OSError) -> str:
     """The C library's text for the error ("Connection refused"), without Python's decoration."""
     return os.strerror(exc.errno) if exc.errno else str(exc)
+
+
+@contextlib.contextmanager
+def failing_as(what: str, limit: float | None = None) -> Iterator[None]:
+    """Turn one step's failure into an AttemptFailed naming the step (both twins use this).
+
+    ``limit`` is the step's time limit in seconds: a TimeoutError without an errno is ours
+    (select() or asyncio ran out of time); with one it is the kernel's (keepalive gave up).
+    """
+    try:
+        yield
+    except TimeoutError as exc:
+        if exc.errno is None and limit is not None:
+            raise AttemptFailed(f"{what}: no answer within {limit:g} seconds") from None
+        raise AttemptFailed(f"{what}: {os_error_text(exc)}") from exc
+    except OSError as exc:
+        raise AttemptFailed(f"{what}: {os_error_text(exc)}") from exc
+    except (TLSError, RemoteProtocolError) as exc:
+        raise AttemptFailed(f"{what}: {exc}") from exc
 
 
 def new_socket(family: int) -> socket.socket:
@@ -103,16 +123,13 @@ def _drive(session: Session, fd: int, step: Callable[[], T | None], deadline: fl
 
 
 def _tcp_connect(sock: socket.socket, sockaddr: SockAddr, limit: float | None) -> None:
-    """Connect the non-blocking ``sock``; AttemptFailed names what went wrong."""
+    """Connect the non-blocking ``sock``; OSError (TimeoutError at ``limit``) if it fails."""
     err = sock.connect_ex(sockaddr)
     if err == errno.EINPROGRESS:  # wait until writable, then read the outcome
-        try:
-            _wait(sock.fileno(), write=True, deadline=_deadline(limit))
-        except TimeoutError:
-            raise AttemptFailed(f"connect: no answer within {limit:g} seconds") from None
+        _wait(sock.fileno(), write=True, deadline=_deadline(limit))
         err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
     if err:
-        raise AttemptFailed(f"connect: {os.strerror(err)}")
+        raise OSError(err, os.strerror(err))
 
 
 def send_version_line(sock: socket.socket) -> socket.socket:
@@ -122,10 +139,11 @@ def send_version_line(sock: socket.socket) -> socket.socket:
     failure ``sock`` is closed and AttemptFailed raised.
     """
     try:
-        sent = sock.send(VERSION_LINE)
-    except OSError as exc:
+        with failing_as("send"):
+            sent = sock.send(VERSION_LINE)
+    except BaseException:
         sock.close()
-        raise AttemptFailed(f"send: {os_error_text(exc)}") from exc
+        raise
     if sent != len(VERSION_LINE):
         sock.close()
         raise AttemptFailed("send: the version line did not go in one piece")
@@ -135,10 +153,8 @@ def send_version_line(sock: socket.socket) -> socket.socket:
 def _connect(family: int, sockaddr: SockAddr, limit: float | None) -> socket.socket:
     sock = new_socket(family)
     try:
-        _tcp_connect(sock, sockaddr, limit)
-    except OSError as exc:
-        sock.close()
-        raise AttemptFailed(f"connect: {os_error_text(exc)}") from exc
+        with failing_as("connect", limit):
+            _tcp_connect(sock, sockaddr, limit)
     except BaseException:
         sock.close()
         raise
@@ -171,38 +187,27 @@ def fetch_blocking(
     from mandos.adapters.gnutls.session import Session
 
     sock = _connect(family, sockaddr, timeouts.connect)
-    fd = sock.fileno()
     try:
-        session = Session.mandos_client(fd, priority, credentials)
-    except (TLSError, OSError) as exc:
-        sock.close()
-        raise AttemptFailed(f"TLS session: {exc}") from exc
-    except BaseException:
-        sock.close()
-        raise
-    try:
-        what = "TLS handshake"
+        with failing_as("TLS session"):
+            session = Session.mandos_client(sock.fileno(), priority, credentials)
         try:
-            _drive(session, fd, lambda: session.handshake() or None, _deadline(timeouts.handshake))
-            what = "receive"
-            data = _receive(session, fd, limit, _deadline(timeouts.receive))
-        except TimeoutError:
-            if what == "receive":
-                raise AttemptFailed("receive: no secret within the time limit") from None
-            limit_s = f"{timeouts.handshake:g}"
-            raise AttemptFailed(f"{what}: no answer within {limit_s} seconds") from None
-        except TLSError as exc:
-            raise AttemptFailed(f"{what}: {exc}") from exc
-        except OSError as exc:
-            raise AttemptFailed(f"{what}: {os_error_text(exc)}") from exc
-        except RemoteProtocolError as exc:
-            raise AttemptFailed(str(exc)) from exc
-        # The data is complete at close_notify: a failing bye() changes nothing.
-        with contextlib.suppress(TLSError, OSError, TimeoutError):
-            _drive(session, fd, lambda: session.bye() or None, _deadline(timeouts.bye))
+            data = _exchange(session, sock.fileno(), timeouts, limit)
+        finally:
+            session.close()
     finally:
-        session.close()
         sock.close()
     if not data:
         raise AttemptFailed("the server sent nothing (refused)", refused=True)
+    return data
+
+
+def _exchange(session: Session, fd: int, timeouts: Timeouts, limit: int) -> bytes:
+    """Handshake, read until close_notify, say goodbye; AttemptFailed names the failing step."""
+    with failing_as("TLS handshake", timeouts.handshake):
+        _drive(session, fd, lambda: session.handshake() or None, _deadline(timeouts.handshake))
+    with failing_as("receive", timeouts.receive):
+        data = _receive(session, fd, limit, _deadline(timeouts.receive))
+    # The data is complete at close_notify: a failing bye() changes nothing.
+    with contextlib.suppress(TLSError, OSError):
+        _drive(session, fd, lambda: session.bye() or None, _deadline(timeouts.bye))
     return data

@@ -1,7 +1,8 @@
 """One attempt to fetch the encrypted secret from one Mandos server, under asyncio (REFERENCE B).
 
 The discovery path uses this (many servers at once); --connect uses the blocking twin in
-attempt.py, which also defines the shared names (AttemptFailed, Timeouts, the socket set-up).
+attempt.py, which also defines the shared names (Timeouts, the socket set-up, and
+``failing_as``, the one translation of a step's failure into ``AttemptFailed``).
 
 Rules of this module:
 1. The wire, in order: TCP connect with TCP_NODELAY, ``1\\r\\n`` in ONE send (a split version
@@ -10,7 +11,8 @@ Rules of this module:
 2. Every step before the data has a time limit, so a silent server never holds us. The wait for
    the data has none by default: a real server may hold the connection while an operator
    approves (approval_delay). TCP keepalive notices a server that vanished meanwhile.
-3. Every failure leaves as ``AttemptFailed`` with a one-line message (no key material); zero
+3. Every failure leaves as ``AttemptFailed`` with a one-line message naming the step (no key
+   material), translated by ``attempt.failing_as`` exactly as in the blocking twin; zero
    bytes received means the server refused us, which is also an ``AttemptFailed`` (``refused``).
 """
 
@@ -20,7 +22,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 from mandos.adapters.gnutls.session import RawKeyCredentials, Session
 from mandos.adapters.tls_stream import TLSStream
@@ -29,26 +31,22 @@ from mandos.client.attempt import (
     MAX_SECRET_BYTES,
     SockAddr,
     Timeouts,
+    failing_as,
     new_socket,
-    os_error_text,
     send_version_line,
 )
-from mandos.core.errors import AttemptFailed, RemoteProtocolError, TLSError
+from mandos.core.errors import AttemptFailed, TLSError
 
 __all__ = ["AttemptFailed", "SockAddr", "Timeouts", "fetch_encrypted_secret"]
 
+T = TypeVar("T")
 
-async def _step(what: str, limit: float | None, step: Coroutine[Any, Any, None]) -> None:
+
+async def _step(what: str, limit: float | None, step: Coroutine[Any, Any, T]) -> T:
     """Await one protocol step within ``limit`` seconds; failures name the step."""
-    try:
+    with failing_as(what, limit):
         async with asyncio.timeout(limit):
-            await step
-    except TimeoutError:
-        raise AttemptFailed(f"{what}: no answer within {limit:g} seconds") from None
-    except TLSError as exc:
-        raise AttemptFailed(f"{what}: {exc}") from exc
-    except OSError as exc:
-        raise AttemptFailed(f"{what}: {os_error_text(exc)}") from exc
+            return await step
 
 
 async def _connect(family: int, sockaddr: SockAddr, limit: float | None) -> socket.socket:
@@ -71,33 +69,23 @@ async def fetch_encrypted_secret(
     limit: int = MAX_SECRET_BYTES,
 ) -> bytes:
     """The bytes the server sent before close_notify (never empty); AttemptFailed otherwise."""
+    sock = await _connect(family, sockaddr, timeouts.connect)
     try:
-        sock = await _connect(family, sockaddr, timeouts.connect)
-        try:
+        with failing_as("TLS session"):
             session = Session.mandos_client(sock.fileno(), priority, credentials)
-        except BaseException:
-            sock.close()
-            raise
-        stream = TLSStream(session, sock)
-        try:
-            await _step("TLS handshake", timeouts.handshake, stream.handshake())
-            try:
-                async with asyncio.timeout(timeouts.receive):
-                    data = await stream.recv_until_eof(limit)
-            except TimeoutError:
-                raise AttemptFailed("receive: no secret within the time limit") from None
-            except TLSError as exc:
-                raise AttemptFailed(f"receive: {exc}") from exc
-            # The data is complete at close_notify: a failing bye() changes nothing.
-            with contextlib.suppress(TLSError, OSError, TimeoutError):
-                async with asyncio.timeout(timeouts.bye):
-                    await stream.bye()
-        finally:
-            stream.close()
-    except RemoteProtocolError as exc:
-        raise AttemptFailed(str(exc)) from exc
-    except (TLSError, OSError) as exc:  # the socket and session set-up
-        raise AttemptFailed(f"TLS session: {exc}") from exc
+    except BaseException:
+        sock.close()
+        raise
+    stream = TLSStream(session, sock)
+    try:
+        await _step("TLS handshake", timeouts.handshake, stream.handshake())
+        data = await _step("receive", timeouts.receive, stream.recv_until_eof(limit))
+        # The data is complete at close_notify: a failing bye() changes nothing.
+        with contextlib.suppress(TLSError, OSError):
+            async with asyncio.timeout(timeouts.bye):
+                await stream.bye()
+    finally:
+        stream.close()
     if not data:
         raise AttemptFailed("the server sent nothing (refused)", refused=True)
     return data

@@ -1,0 +1,97 @@
+"""The two fetch twins (blocking attempt.py for --connect, asyncio session.py for discovery) fail
+alike: each failure is translated once, by ``attempt.failing_as``, into the same message.
+
+Real peers on loopback: a real GnuTLS Mandos-server role (tests/client/peer.py), a port with no
+listener, and a listener that never speaks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from mandos.adapters.gnutls.session import RawKeyCredentials
+from mandos.client.attempt import Timeouts, fetch_blocking
+from mandos.client.session import fetch_encrypted_secret
+from mandos.core.config import DEFAULT_PRIORITY
+from mandos.core.errors import AttemptFailed
+from tests.client.conftest import KeySet
+from tests.client.peer import MandosPeer, Reply
+from tests.ports import free_port
+
+QUICK = Timeouts(connect=2.0, handshake=0.5, receive=None, bye=2.0)
+
+
+@pytest.fixture(scope="module")
+def credentials(keyset: KeySet) -> Iterator[RawKeyCredentials]:
+    with RawKeyCredentials.from_pem(
+        keyset.tls_pubkey.read_bytes(), keyset.tls_privkey.read_bytes()
+    ) as cred:
+        yield cred
+
+
+async def _both_fail(port: int, credentials: RawKeyCredentials, limit: int) -> tuple[str, str]:
+    """The messages of the blocking and the asyncio fetch from 127.0.0.1:port, in that order."""
+    address = ("127.0.0.1", port)
+
+    def blocking() -> bytes:
+        return fetch_blocking(socket.AF_INET, address, DEFAULT_PRIORITY, credentials, QUICK, limit)
+
+    with pytest.raises(AttemptFailed) as sync_caught:
+        await asyncio.to_thread(blocking)
+    with pytest.raises(AttemptFailed) as async_caught:
+        await fetch_encrypted_secret(
+            socket.AF_INET, address, DEFAULT_PRIORITY, credentials, QUICK, limit
+        )
+    return str(sync_caught.value), str(async_caught.value)
+
+
+@pytest.mark.parametrize(
+    ("reply", "limit", "expected"),
+    [
+        (Reply("silent"), 1000, "TLS handshake: no answer within 0.5 seconds"),
+        (Reply("close"), 1000, "TLS handshake: "),
+        (Reply("raw", b"HTTP/1.0 400 Bad Request\r\n\r\n" * 4), 1000, "TLS handshake: "),
+        (Reply("secret", b""), 1000, "the server sent nothing (refused)"),
+        (Reply("secret", b"x" * 64), 10, "receive: Peer sent more than 10 bytes"),
+    ],
+    ids=["silent", "close", "not-tls", "refused", "too-much"],
+)
+async def test_twins_fail_with_the_same_message(
+    credentials: RawKeyCredentials, reply: Reply, limit: int, expected: str
+) -> None:
+    async with MandosPeer([reply]) as peer:
+        sync_text, async_text = await _both_fail(peer.port, credentials, limit)
+    assert sync_text == async_text
+    assert sync_text.startswith(expected), sync_text
+    assert "\n" not in sync_text
+
+
+async def test_no_listener_is_connect_refused(credentials: RawKeyCredentials) -> None:
+    sync_text, async_text = await _both_fail(free_port(), credentials, 1000)
+    assert sync_text == async_text == "connect: Connection refused"
+
+
+async def test_refused_is_marked(credentials: RawKeyCredentials) -> None:
+    async with MandosPeer([Reply("secret", b"")]) as peer:
+        with pytest.raises(AttemptFailed) as caught:
+            await fetch_encrypted_secret(
+                socket.AF_INET, ("127.0.0.1", peer.port), DEFAULT_PRIORITY, credentials, QUICK
+            )
+    assert caught.value.refused
+
+
+async def test_a_secret_arrives_through_both(credentials: RawKeyCredentials) -> None:
+    async with MandosPeer([Reply("secret", b"sealed")]) as peer:
+        address = ("127.0.0.1", peer.port)
+        got = await asyncio.to_thread(
+            fetch_blocking, socket.AF_INET, address, DEFAULT_PRIORITY, credentials, QUICK
+        )
+        assert got == b"sealed"
+        got = await fetch_encrypted_secret(
+            socket.AF_INET, address, DEFAULT_PRIORITY, credentials, QUICK
+        )
+        assert got == b"sealed"
