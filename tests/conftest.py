@@ -1,10 +1,14 @@
-"""Suite-wide fixtures: every test must leave no child process behind."""
+"""Suite-wide fixtures: every test must leave no child process behind; a world-usable scratch
+directory for tests whose processes run as another user."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -34,3 +38,14 @@ def _no_leftover_processes() -> Iterator[None]:
                 os.kill(pid, signal.SIGKILL)
         if leftover:
             pytest.fail(f"test left processes behind: {sorted(leftover)}")
+
+
+@pytest.fixture
+def world_dir() -> Iterator[Path]:
+    """A scratch directory every uid can use (plugins run as 65534; pytest's tmp is 0700)."""
+    path = Path(tempfile.mkdtemp(prefix="mandos-world-"))
+    path.chmod(0o1777)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 MakePlugin = Callable[..., Path]
-
-
-@pytest.fixture
-def world_dir() -> Iterator[Path]:
-    """A scratch directory every uid can use (plugins run as 65534; pytest's tmp is 0700)."""
-    path = Path(tempfile.mkdtemp(prefix="mandos-pr-"))
-    path.chmod(0o1777)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
