@@ -1,7 +1,17 @@
-"""Our mandos-ctl against Debian's real Mandos 1.8.16 server, compared with Debian's mandos-ctl."""
+"""Our mandos-ctl against a real server, compared with Debian's mandos-ctl on the same bus.
+
+Every scenario that talks to a server runs twice: against Debian's real Mandos 1.8.16 server and
+against ours (D-Bus on), through the parametrized ``start_server`` fixture that ``server`` and
+``shared_server`` build on. ``test_every_scenario_runs_against_both_servers`` fails if a test
+here neither asks for a server nor is listed in ``SERVERLESS``, so none silently skips ours.
+Every mandos-ctl option is covered: -a -v -j -V -e -d -b --start-checker --stop-checker -c -t
+--extended-timeout -i --approval-delay --approval-duration --approve-by-default
+--deny-by-default -H -s -A -D -r --debug --version, an unknown client, a malformed duration.
+"""
 
 from __future__ import annotations
 
+import inspect
 import json
 import threading
 import time
@@ -12,7 +22,12 @@ from typing import Any
 import pytest
 
 from mandos import __version__
-from tests.ctl.ourbus import ServerUnderTest, StartServer, running_reference_server
+from tests.ctl.ourbus import (
+    ServerUnderTest,
+    StartServer,
+    running_our_server,
+    running_reference_server,
+)
 from tests.ctl.refserver import Ran, clients_conf, our_ctl, reference_ctl, reference_keys
 from tests.interop.reference import REFERENCE_PASSWORD, PrivateSystemBus, run_reference_client
 
@@ -21,10 +36,26 @@ pytestmark = pytest.mark.interop
 Server = tuple[PrivateSystemBus, ServerUnderTest]
 
 
-@pytest.fixture(scope="module")
-def start_server() -> StartServer:
-    """Which server the scenarios run against: Debian's here (test_ctl_our_server: ours)."""
-    return running_reference_server
+SERVERS: dict[str, StartServer] = {
+    "reference": running_reference_server,
+    "ours": running_our_server,
+}
+SERVER_FIXTURES = frozenset({"start_server", "server", "shared_server"})
+#: The tests that need no Mandos server (no bus, or a bus without a server).
+SERVERLESS = frozenset(
+    {
+        "test_version",
+        "test_no_server_on_bus_same_as_reference",
+        "test_no_bus_at_all_is_one_line",
+        "test_every_scenario_runs_against_both_servers",
+    }
+)
+
+
+@pytest.fixture(scope="module", params=sorted(SERVERS))
+def start_server(request: pytest.FixtureRequest) -> StartServer:
+    """Which server the scenarios run against: each of them in turn."""
+    return SERVERS[request.param]
 
 
 @pytest.fixture
@@ -287,3 +318,17 @@ def test_malformed_duration_is_refused(shared_server: Server) -> None:
         "mandos-ctl: error: argument -t/--timeout: 'bogus' is not a duration"
     )
     assert props(bus)["Timeout"] == 300000  # unchanged (the reference would set 0)
+
+
+def test_every_scenario_runs_against_both_servers() -> None:
+    tests = {
+        name: func
+        for name, func in globals().items()
+        if name.startswith("test_") and inspect.isfunction(func)
+    }
+    unbound = {
+        name
+        for name, func in tests.items()
+        if not SERVER_FIXTURES & set(inspect.signature(func).parameters)
+    }
+    assert unbound == SERVERLESS, "a scenario takes no server fixture: it would run on neither"

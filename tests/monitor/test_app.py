@@ -1,15 +1,20 @@
-"""mandos-monitor driven headless (textual pilot) against Debian's real Mandos 1.8.16 server."""
+"""mandos-monitor driven headless (textual pilot): with no server, and against a real server.
+
+The approval scenario runs against Debian's real Mandos 1.8.16 server and against ours (D-Bus
+on), through the parametrized ``start_server`` fixture: client1 waits for approval (Debian's
+real mandos-client asks), shows up as "Approval in ...", ``a`` approves it and the client gets
+its password; then enable, disable and remove by key.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from mandos.monitor.app import MonitorApp
-from tests.ctl.ourbus import StartServer, running_reference_server
+from tests.ctl.ourbus import StartServer, running_our_server, running_reference_server
 from tests.ctl.refserver import clients_conf, reference_keys
 from tests.interop.reference import REFERENCE_PASSWORD, PrivateSystemBus, run_reference_client
 
@@ -34,10 +39,11 @@ async def _until(app: MonitorApp, check: Callable[[], bool], limit: float = 60) 
         await asyncio.sleep(0.2)
 
 
-@pytest.fixture
-def start_server() -> StartServer:
-    """Which server the approval scenario runs against: Debian's (test_app_our_server: ours)."""
-    return running_reference_server
+@pytest.fixture(params=["reference", "ours"])
+def start_server(request: pytest.FixtureRequest) -> StartServer:
+    """Which server the approval scenario runs against: each of them in turn."""
+    servers = {"reference": running_reference_server, "ours": running_our_server}
+    return servers[request.param]
 
 
 @pytest.fixture
@@ -91,9 +97,13 @@ async def test_approve_key_lets_real_client_get_password(
             try:
                 await _until(app, lambda: app.row_texts()[0].startswith("client1: Approval in "))
                 assert app.row_texts()[0].endswith(". (d)eny?")
-                assert any(
-                    "Client client1 will get its secret in 300.000000 seconds" in t
-                    for t in app.shown_log()
+                # NeedApproval may arrive after the PropertiesChanged that updated the row
+                await _until(
+                    app,
+                    lambda: any(
+                        "Client client1 will get its secret in 300.000000 seconds" in t
+                        for t in app.shown_log()
+                    ),
                 )
                 assert app.selected_path() == "/clients/client1"
                 await pilot.press("a")
@@ -115,5 +125,8 @@ async def test_approve_key_lets_real_client_get_password(
             await pilot.press("R")
             await _until(app, lambda: len(app.row_texts()) == 1)
             assert any("Client other-one.x was removed" in t for t in app.shown_log())
+            app_bus = app.bus
+            assert app_bus is not None
+            assert app_bus.connected
             await pilot.press("q")
-    assert "DBUS_SYSTEM_BUS_ADDRESS" in os.environ
+    assert not app_bus.connected  # quitting closed the app's own bus connection
