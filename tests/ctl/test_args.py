@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from mandos.core.errors import CtlUsageError
@@ -94,6 +94,7 @@ def test_help_and_version_print_nothing_themselves(capsys: pytest.CaptureFixture
 
 
 @given(st.lists(st.text(max_size=12), max_size=6))
+@example(["-\n"])  # an argument with a newline: still one line
 def test_any_argv_parses_or_is_a_usage_error(argv: list[str]) -> None:
     message = ""
     try:

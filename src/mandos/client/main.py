@@ -215,12 +215,19 @@ async def obtain_secret(
     opts: ClientOptions, keys: Keys, interfaces: Sequence[str], timeouts: Timeouts | None = None
 ) -> Secret:
     """Try servers until one gives a secret that decrypts; runs until cancelled otherwise."""
-    import asyncio
-
     t = timeouts or Timeouts()
     if opts.connect is not None:
         label, family, sockaddr = _connect_target(opts)
         return await _try_server(label, family, sockaddr, opts, keys, t)
+    return await _try_discovered(opts, keys, interfaces, t)
+
+
+async def _try_discovered(
+    opts: ClientOptions, keys: Keys, interfaces: Sequence[str], t: Timeouts
+) -> Secret:
+    """Every server Zeroconf finds on ``interfaces``, each in its own task, until one succeeds."""
+    import asyncio
+
     from mandos.client import discovery  # only here: zeroconf is slow to import
 
     found: list[Secret] = []

@@ -131,7 +131,8 @@ class _Show(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        raise CtlUsageError(message, self.format_usage())
+        # One line even when a quoted argument holds a newline (argparse would print it raw).
+        raise CtlUsageError(message.replace("\n", "\\n"), self.format_usage())
 
 
 class _ShowAction(argparse.Action):
@@ -190,6 +191,28 @@ def _ms_setter(name: str) -> Callable[[str], Action]:
     return make
 
 
+def _add_setters(p: argparse.ArgumentParser) -> None:
+    """-c, -t, --extended-timeout, -i, --approve/deny-by-default, --approval-*, -H, in order."""
+    _valued(p, ("-c", "--checker"), "COMMAND", lambda s: SetProperty("Checker", "s", s),
+            "Set checker command for client")  # fmt: skip
+    _valued(p, ("-t", "--timeout"), "TIME", _ms_setter("Timeout"), "Set timeout for client")
+    _valued(p, ("--extended-timeout",), "TIME", _ms_setter("ExtendedTimeout"),
+            "Set extended timeout for client")  # fmt: skip
+    _valued(p, ("-i", "--interval"), "TIME", _ms_setter("Interval"),
+            "Set checker interval for client")  # fmt: skip
+    g = p.add_mutually_exclusive_group()
+    _const(g, ("--approve-by-default",), SetProperty("ApprovedByDefault", "b", True),
+           "Set client to be approved by default")  # fmt: skip
+    _const(g, ("--deny-by-default",), SetProperty("ApprovedByDefault", "b", False),
+           "Set client to be denied by default")  # fmt: skip
+    _valued(p, ("--approval-delay",), "TIME", _ms_setter("ApprovalDelay"),
+            "Set delay before client approve/deny")  # fmt: skip
+    _valued(p, ("--approval-duration",), "TIME", _ms_setter("ApprovalDuration"),
+            "Set duration of one client approval")  # fmt: skip
+    _valued(p, ("-H", "--host"), "STRING", lambda s: SetProperty("Host", "s", s),
+            "Set host for client")  # fmt: skip
+
+
 def build_parser(version: str) -> argparse.ArgumentParser:
     """The reference's command line (same options, order and help texts)."""
     p = _Parser(prog=PROG, add_help=False)
@@ -213,24 +236,7 @@ def build_parser(version: str) -> argparse.ArgumentParser:
            "Stop checker for client")  # fmt: skip
     _const(p, ("-V", "--is-enabled"), IsEnabled(), "Check if client is enabled")
     _const(p, ("-r", "--remove"), Remove(), "Remove client")
-    _valued(p, ("-c", "--checker"), "COMMAND", lambda s: SetProperty("Checker", "s", s),
-            "Set checker command for client")  # fmt: skip
-    _valued(p, ("-t", "--timeout"), "TIME", _ms_setter("Timeout"), "Set timeout for client")
-    _valued(p, ("--extended-timeout",), "TIME", _ms_setter("ExtendedTimeout"),
-            "Set extended timeout for client")  # fmt: skip
-    _valued(p, ("-i", "--interval"), "TIME", _ms_setter("Interval"),
-            "Set checker interval for client")  # fmt: skip
-    g = p.add_mutually_exclusive_group()
-    _const(g, ("--approve-by-default",), SetProperty("ApprovedByDefault", "b", True),
-           "Set client to be approved by default")  # fmt: skip
-    _const(g, ("--deny-by-default",), SetProperty("ApprovedByDefault", "b", False),
-           "Set client to be denied by default")  # fmt: skip
-    _valued(p, ("--approval-delay",), "TIME", _ms_setter("ApprovalDelay"),
-            "Set delay before client approve/deny")  # fmt: skip
-    _valued(p, ("--approval-duration",), "TIME", _ms_setter("ApprovalDuration"),
-            "Set duration of one client approval")  # fmt: skip
-    _valued(p, ("-H", "--host"), "STRING", lambda s: SetProperty("Host", "s", s),
-            "Set host for client")  # fmt: skip
+    _add_setters(p)
     _valued(p, ("-s", "--secret"), "FILENAME", SetSecret, "Set password blob (file) for client")
     g = p.add_mutually_exclusive_group()
     _const(g, ("-A", "--approve"), Approve(True), "Approve any current client request")

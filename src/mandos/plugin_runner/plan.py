@@ -135,6 +135,68 @@ def _comma_list(text: str) -> tuple[str, ...]:
     return tuple(part for part in text.split(",") if part)
 
 
+class _Collected:
+    """What the options said so far, in the order they came (the last word wins)."""
+
+    def __init__(self) -> None:
+        self.global_env: list[tuple[str, str]] = []
+        self.env_for: dict[str, list[tuple[str, str]]] = {}
+        self.global_options: list[str] = []
+        self.options_for: dict[str, list[str]] = {}
+        self.disabled: set[str] = set()
+        self.values: dict[str, object] = {}
+        self.action: Action = "run"
+
+    def apply(self, key: str, arg: str, in_file: bool) -> None:
+        """Take one option (``arg`` is "" for a flag); a config file's --config-file is ignored."""
+        match key:
+            case "global-env":
+                self.global_env.append(_env_pair(arg, "--global-env"))
+            case "env-for":
+                plugin, rest = _plugin_split(arg, "--env-for")
+                self.env_for.setdefault(plugin, []).append(_env_pair(rest, "--env-for"))
+            case "global-options":
+                self.global_options.extend(_comma_list(arg))
+            case "options-for":
+                plugin, rest = _plugin_split(arg, "--options-for")
+                self.options_for.setdefault(plugin, []).extend(_comma_list(rest))
+            case "disable":
+                self.disabled.add(arg)
+            case "enable":
+                self.disabled.discard(arg)
+            case "userid" | "groupid":
+                self.values[key] = _numeric_id(arg, f"--{key}")
+            case "plugin-dir" | "plugin-helper-dir":
+                self.values[key.replace("-", "_")] = arg
+            case "config-file":
+                if not in_file:
+                    self.values["config_file"] = arg
+            case "debug":
+                self.values["debug"] = True
+            case "help" | "usage" | "version":
+                self.action = key
+            case _:  # pragma: no cover - OPTIONS and this match are kept in step
+                raise AssertionError(key)
+
+    def config(self) -> RunnerConfig:
+        """The RunnerConfig these options make, with the reference's defaults for the rest."""
+        v = self.values
+        return RunnerConfig(
+            global_env=tuple(self.global_env),
+            env_for={k: tuple(e) for k, e in self.env_for.items()},
+            global_options=tuple(self.global_options),
+            options_for={k: tuple(o) for k, o in self.options_for.items()},
+            disabled=frozenset(self.disabled),
+            userid=int(str(v.get("userid", DEFAULT_UID))),
+            groupid=int(str(v.get("groupid", DEFAULT_GID))),
+            plugin_dir=str(v.get("plugin_dir", DEFAULT_PLUGIN_DIR)),
+            plugin_helper_dir=str(v.get("plugin_helper_dir", DEFAULT_PLUGIN_HELPER_DIR)),
+            config_file=str(v.get("config_file", DEFAULT_CONFIG_FILE)),
+            debug=bool(v.get("debug", False)),
+            action=self.action,
+        )
+
+
 def build_config(file_args: Sequence[str], cli_args: Sequence[str]) -> RunnerConfig:
     """Merge config-file arguments, then command-line arguments, into a RunnerConfig."""
     from_file = parse(OPTIONS, file_args)
@@ -142,59 +204,12 @@ def build_config(file_args: Sequence[str], cli_args: Sequence[str]) -> RunnerCon
     if from_file.positionals or from_cli.positionals:
         extra = (from_file.positionals + from_cli.positionals)[0]
         raise UsageError(f"unexpected argument {extra!r}")
-    global_env: list[tuple[str, str]] = []
-    env_for: dict[str, list[tuple[str, str]]] = {}
-    global_options: list[str] = []
-    options_for: dict[str, list[str]] = {}
-    disabled: set[str] = set()
-    values: dict[str, object] = {}
-    action: Action = "run"
-    options = [(k, v, True) for k, v in from_file.options]
-    options += [(k, v, False) for k, v in from_cli.options]
-    for key, value, in_file in options:
-        arg = value or ""
-        match key:
-            case "global-env":
-                global_env.append(_env_pair(arg, "--global-env"))
-            case "env-for":
-                plugin, rest = _plugin_split(arg, "--env-for")
-                env_for.setdefault(plugin, []).append(_env_pair(rest, "--env-for"))
-            case "global-options":
-                global_options.extend(_comma_list(arg))
-            case "options-for":
-                plugin, rest = _plugin_split(arg, "--options-for")
-                options_for.setdefault(plugin, []).extend(_comma_list(rest))
-            case "disable":
-                disabled.add(arg)
-            case "enable":
-                disabled.discard(arg)
-            case "userid" | "groupid":
-                values[key] = _numeric_id(arg, f"--{key}")
-            case "plugin-dir" | "plugin-helper-dir":
-                values[key.replace("-", "_")] = arg
-            case "config-file":
-                if not in_file:
-                    values["config_file"] = arg
-            case "debug":
-                values["debug"] = True
-            case "help" | "usage" | "version":
-                action = key
-            case _:  # pragma: no cover - OPTIONS and this match are kept in step
-                raise AssertionError(key)
-    return RunnerConfig(
-        global_env=tuple(global_env),
-        env_for={k: tuple(v) for k, v in env_for.items()},
-        global_options=tuple(global_options),
-        options_for={k: tuple(v) for k, v in options_for.items()},
-        disabled=frozenset(disabled),
-        userid=int(str(values.get("userid", DEFAULT_UID))),
-        groupid=int(str(values.get("groupid", DEFAULT_GID))),
-        plugin_dir=str(values.get("plugin_dir", DEFAULT_PLUGIN_DIR)),
-        plugin_helper_dir=str(values.get("plugin_helper_dir", DEFAULT_PLUGIN_HELPER_DIR)),
-        config_file=str(values.get("config_file", DEFAULT_CONFIG_FILE)),
-        debug=bool(values.get("debug", False)),
-        action=action,
-    )
+    collected = _Collected()
+    for key, value in from_file.options:
+        collected.apply(key, value or "", in_file=True)
+    for key, value in from_cli.options:
+        collected.apply(key, value or "", in_file=False)
+    return collected.config()
 
 
 def skip_reason(candidate: Candidate, disabled: frozenset[str]) -> str | None:

@@ -37,6 +37,21 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 DebugFn = Callable[[str], None]
 
 
+def _open_executable(path: str) -> tuple[int, str]:
+    """(fd or -1, what to execute): the open file, as the reference's fexecve() does.
+
+    Opened while still privileged, so plugins.d may be mode 0700 although plugins run as 65534.
+    """
+    try:
+        file_fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return -1, path
+    executable = f"/proc/self/fd/{file_fd}"
+    if not os.path.exists(executable):  # noqa: PTH110 - no /proc
+        return file_fd, path
+    return file_fd, executable
+
+
 @dataclass(frozen=True, slots=True)
 class RaceSettings:
     """Tunables of one race; the defaults suit an initramfs."""
@@ -93,23 +108,17 @@ class _Race:
     def note(self, event: str) -> None:
         self.outcome.timeline.append((time.monotonic() - self.t0, event))
 
-    def spawn(self, launch: Launch) -> None:
-        user: int | None = None
-        group: int | None = None
-        groups: list[int] | None = None
+    def _credentials(self, launch: Launch) -> tuple[int | None, int | None, list[int] | None]:
+        """(user, group, extra groups) for Popen: the plan's as root, else our own (None)."""
         if self.as_root:
-            user, group, groups = launch.uid, launch.gid, []
-        elif (launch.uid, launch.gid) != (os.getuid(), os.getgid()):
+            return launch.uid, launch.gid, []
+        if (launch.uid, launch.gid) != (os.getuid(), os.getgid()):
             self.debug(f"Not root: plugin {launch.name} runs as uid {os.getuid()}")
-        # Like the reference's fexecve(): open the file while still privileged and execute the
-        # open file, so plugins.d may be mode 0700 although plugins run as 65534.
-        try:
-            file_fd = os.open(launch.path, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            file_fd = -1
-        executable = f"/proc/self/fd/{file_fd}" if file_fd >= 0 else launch.path
-        if file_fd >= 0 and not os.path.exists(executable):  # noqa: PTH110 - no /proc
-            executable = launch.path
+        return None, None, None
+
+    def spawn(self, launch: Launch) -> None:
+        user, group, groups = self._credentials(launch)
+        file_fd, executable = _open_executable(launch.path)
         try:
             proc = subprocess.Popen(  # noqa: S603 - the admin's own plugin directory
                 list(launch.argv),
@@ -128,6 +137,10 @@ class _Race:
         finally:
             if file_fd >= 0:
                 os.close(file_fd)
+        self._watch(launch, proc)
+
+    def _watch(self, launch: Launch, proc: subprocess.Popen[bytes]) -> None:
+        """Register the started plugin's exit (pidfd) and output pipe with the selector."""
         assert proc.stdout is not None
         out_fd = proc.stdout.fileno()
         os.set_blocking(out_fd, False)

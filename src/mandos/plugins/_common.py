@@ -1,4 +1,4 @@
-"""Pieces the password plugins share: prompt texts, finding a daemon.
+"""Pieces the password plugins share: prompt texts, finding, stopping and restarting a daemon.
 
 Plugins follow the reference's contract (REFERENCE A13, "WRITING PLUGINS"): print the password
 on stdout with no trailing newline, exit 0, handle SIGTERM cleanly, report with sysexits codes.
@@ -8,8 +8,13 @@ and the terminal are in :mod:`mandos.initramfs.process` (plugin-runner uses them
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterable, Mapping
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 
@@ -70,3 +75,50 @@ def find_process(names: Iterable[str], proc: str = "/proc") -> tuple[int, list[s
         if _exe_name(Path(proc) / str(pid)) in wanted:
             return pid, argv
     return None
+
+
+def _gone(pid: int) -> bool:
+    """True once ``pid`` no longer runs (a zombie waiting for its parent counts as gone)."""
+    try:
+        os.kill(pid, 0)
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+    except (ProcessLookupError, FileNotFoundError):
+        return True
+    return state == "Z"
+
+
+def _wait_gone(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not _gone(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def kill_and_wait(pid: int, grace: float = 5.0) -> None:
+    """SIGTERM ``pid``, give it ``grace`` seconds to go, then SIGKILL it and wait as long again."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    if not _wait_gone(pid, grace):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        _wait_gone(pid, grace)
+
+
+def respawn(argv: Sequence[str], prog: str) -> bool:
+    """Start a splash daemon again with ``argv``, in its own session (init reaps it).
+
+    False, after one line on stderr naming ``prog``, if it cannot be started.
+    """
+    try:
+        subprocess.Popen(  # noqa: S603 - the daemon's own argv, as it was started before
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        sys.stderr.write(f"{prog}: cannot restart {argv[0]}: {exc.strerror}\n")
+        return False
+    return True

@@ -182,6 +182,16 @@ class _Client:
         self.chunks: list[bytes] = []
         self.size = 0
 
+    def wait(self, seconds: float) -> bool:
+        """Collect output for up to ``seconds``; True once the client has exited."""
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.out_fd, selectors.EVENT_READ)
+            sel.register(self.pidfd, selectors.EVENT_READ)
+            ready = {key.fd for key, _ in sel.select(seconds)}
+        if self.out_fd in ready:
+            self.read()
+        return self.pidfd in ready
+
     def read(self) -> None:
         with contextlib.suppress(BlockingIOError):
             while data := os.read(self.out_fd, 65536):
@@ -244,15 +254,9 @@ def serve(config: AgentConfig) -> int:
             if client is None:
                 time.sleep(POLL_SECONDS)
                 continue
-            with selectors.DefaultSelector() as sel:
-                sel.register(client.out_fd, selectors.EVENT_READ)
-                sel.register(client.pidfd, selectors.EVENT_READ)
-                ready = {key.fd for key, _ in sel.select(POLL_SECONDS)}
-            if client.out_fd in ready:
-                client.read()
-            if client.pidfd not in ready:
+            if not client.wait(POLL_SECONDS):
                 continue
-            code = client.finish()
+            code = client.finish()  # reads the rest of its output
             password = b"".join(client.chunks)
             client = None
             if code == EX_TEMPFAIL:
@@ -261,14 +265,24 @@ def serve(config: AgentConfig) -> int:
             if code != 0:
                 sys.stderr.write(f"{PROG}: {config.client[0]} failed with status {code}\n")
                 return EX_UNAVAILABLE
-            for q in open_questions(config.agent_dir, answered):
-                ok = answer(q, password)
-                answered.add((q.path, q.socket))
-                say(f"answered {Path(q.path).name}" if ok else f"{q.socket} went away")
+            _answer_all(config, answered, password, say)
             return EX_OK
     finally:
         if client is not None:
             client.stop()
+
+
+def _answer_all(
+    config: AgentConfig,
+    answered: set[tuple[str, str]],
+    password: bytes,
+    say: Callable[[str], None],
+) -> None:
+    """Give ``password`` to every question open now, and remember them as answered."""
+    for q in open_questions(config.agent_dir, answered):
+        ok = answer(q, password)
+        answered.add((q.path, q.socket))
+        say(f"answered {Path(q.path).name}" if ok else f"{q.socket} went away")
 
 
 def self_test(config: AgentConfig) -> int:

@@ -11,17 +11,21 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from mandos.core.errors import EX_OK, EX_UNAVAILABLE, UsageError
 from mandos.initramfs import argp
 from mandos.initramfs.process import StopRequested, die_by_signal, stop_signals_raise, write_all
-from mandos.plugins._common import crypttab_names, default_prompt, find_process
+from mandos.plugins._common import (
+    crypttab_names,
+    default_prompt,
+    find_process,
+    kill_and_wait,
+    respawn,
+)
 
 PROG = "plymouth"
 PLYMOUTH = "/bin/plymouth"
@@ -48,36 +52,12 @@ def restart_argv(old_argv: Sequence[str]) -> list[str]:
     return argv
 
 
-def _wait_gone(pid: int, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] == "Z":
-            return True  # a zombie waiting for its parent counts as gone
-        time.sleep(0.05)
-    return False
-
-
 def restart_plymouthd(pid: int, old_argv: Sequence[str], plymouth: str) -> None:
     """Kill plymouthd, start it again as it was started, and show the splash again."""
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    if not _wait_gone(pid, 5.0):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        _wait_gone(pid, 5.0)
-    argv = restart_argv(old_argv)
-    subprocess.Popen(  # noqa: S603 - plymouthd's own argv; it is reaped by init when we exit
-        argv,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        subprocess.run([plymouth, "show-splash"], timeout=10, check=False)  # noqa: S603
+    kill_and_wait(pid)
+    if respawn(restart_argv(old_argv), PROG):
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run([plymouth, "show-splash"], timeout=10, check=False)  # noqa: S603
 
 
 def ask(plymouth: str, prompt: str) -> tuple[int, bytes]:

@@ -10,17 +10,19 @@ it again with its old argv, as the reference does, so that the question leaves t
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Sequence
 
 from mandos.core.errors import EX_IOERR, EX_OK, EX_UNAVAILABLE
 from mandos.initramfs.process import StopRequested, die_by_signal, stop_signals_raise, write_all
-from mandos.plugins._common import crypttab_names, default_prompt, find_process
+from mandos.plugins._common import (
+    crypttab_names,
+    default_prompt,
+    find_process,
+    kill_and_wait,
+    respawn,
+)
 
 PROG = "usplash"
 FIFO_DIR = "/dev/.initramfs"
@@ -63,27 +65,9 @@ def read_answer(outfifo: str) -> bytes:
 
 def restart(pid: int, argv: Sequence[str], name: str) -> None:
     """Kill the splash daemon ``pid`` and start ``argv`` again in its own session."""
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    for _ in range(100):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.05)
-    else:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    kill_and_wait(pid)
     if argv:
-        try:
-            subprocess.Popen(  # noqa: S603 - the daemon's own argv, reaped by init
-                list(argv),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            sys.stderr.write(f"{name}: cannot restart {argv[0]}: {exc.strerror}\n")
+        respawn(argv, name)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
