@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mandos import __version__
 from mandos.core.errors import UsageError
 from mandos.initramfs import argp
 
@@ -117,3 +118,12 @@ def test_usage_wraps_with_argps_indent() -> None:
     assert all(line.startswith(" " * 12 + "[") or line == " " * 12 + "ARGS" for line in lines[1:])
     assert lines[-1].endswith(" ARGS")
     assert "[--plugin-helper-dir=DIRECTORY]" in text
+
+
+def test_info_request_and_text() -> None:
+    parsed = argp.parse(SPECS, ["--debug", "-V", "--bogus"], stop_at=argp.INFO_OPTIONS)
+    assert argp.info_request(parsed) == "version"
+    assert argp.info_request(argp.parse(SPECS, ["--debug", "x"])) is None
+    assert argp.info_text("version", "prog", "x", SPECS) == f"prog (mandos-py) {__version__}\n"
+    assert argp.info_text("usage", "prog", "x", SPECS, "A") == argp.usage_text("prog", SPECS, "A")
+    assert argp.info_text("help", "prog", "x", SPECS) == argp.help_text("prog", "x", SPECS)

@@ -99,3 +99,18 @@ def test_unknown_option_is_a_usage_error() -> None:
     r = subprocess.run([*PLUGIN, "--bogus"], capture_output=True, timeout=60, check=False)
     assert r.returncode == 64
     assert r.stderr == b"password-prompt: unrecognized option '--bogus'\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "first_line"),
+    [
+        (["--version"], b"password-prompt (mandos-py) "),
+        (["--usage"], b"Usage: password-prompt [-?V] [-p PREFIX] "),
+        (["--help", "--bogus"], b"Usage: password-prompt [OPTION...]"),  # argp stops at --help
+        (["stray", "-?"], b"Usage: password-prompt [OPTION...]"),
+    ],
+)
+def test_informational_options_answer_at_once(args: list[str], first_line: bytes) -> None:
+    r = subprocess.run([*PLUGIN, *args], capture_output=True, timeout=60, check=False)
+    assert (r.returncode, r.stderr) == (0, b"")
+    assert r.stdout.startswith(first_line)

@@ -22,7 +22,7 @@ from typing import Final
 
 from mandos import __version__
 from mandos.core.errors import UsageError
-from mandos.initramfs.argp import Opt, parse
+from mandos.initramfs.argp import INFO_OPTIONS, Opt, info_request, parse
 from mandos.initramfs.argp import help_text as argp_help
 from mandos.initramfs.argp import usage_text as argp_usage
 
@@ -129,7 +129,6 @@ OPTIONS: Final = (
     Opt("usage", None, False, "Give a short usage message"),
     Opt("version", "V", False, "Print program version"),
 )  # fmt: skip
-_INFO: Final = {"help": Info.HELP, "usage": Info.USAGE, "version": Info.VERSION}
 
 
 def _seconds(raw: str, what: str) -> float:
@@ -186,9 +185,9 @@ def parse_connect(raw: str, interfaces: Sequence[str] = ()) -> ConnectTarget:
 
 def parse_args(argv: Sequence[str]) -> ClientOptions | Info:
     """Parse mandos-client's arguments (without the program name)."""
-    parsed = parse(OPTIONS, argv, stop_at=_INFO)
-    if parsed.options and parsed.options[-1][0] in _INFO:
-        return _INFO[parsed.options[-1][0]]
+    parsed = parse(OPTIONS, argv, stop_at=INFO_OPTIONS)
+    if (request := info_request(parsed)) is not None:
+        return Info(request)
     if parsed.positionals:
         raise UsageError("Too many arguments")
     values: dict[str, object] = {}

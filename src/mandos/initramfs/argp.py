@@ -21,8 +21,11 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from mandos import __version__
 from mandos.core.errors import UsageError
 
+#: The options argp answers itself: pass them as ``stop_at``, then ask ``info_request``.
+INFO_OPTIONS: Final = ("help", "usage", "version")
 _DOC_COLUMN: Final = 29
 _USAGE_WIDTH: Final = 78
 _USAGE_INDENT: Final = 12
@@ -178,3 +181,21 @@ def usage_text(prog: str, specs: Sequence[Opt], args_doc: str = "") -> str:
             line = " " * (_USAGE_INDENT - 1)
         line += " " + word
     return "\n".join([*lines, line]) + "\n"
+
+
+def info_request(parsed: Parsed) -> str | None:
+    """ "help", "usage" or "version" when the parse ended at one of them, else None."""
+    if parsed.options and parsed.options[-1][0] in INFO_OPTIONS:
+        return parsed.options[-1][0]
+    return None
+
+
+def info_text(
+    request: str, prog: str, summary: str, specs: Sequence[Opt], args_doc: str = ""
+) -> str:
+    """What ``--help``, ``--usage`` or ``--version`` (``request``) prints."""
+    if request == "help":
+        return help_text(prog, summary, specs, args_doc)
+    if request == "usage":
+        return usage_text(prog, specs, args_doc)
+    return f"{prog} (mandos-py) {__version__}\n"

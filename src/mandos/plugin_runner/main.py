@@ -13,7 +13,6 @@ from mandos.initramfs import argp
 from mandos.initramfs.process import die_by_signal, read_line_noecho, stop_signals_raise, write_all
 from mandos.plugin_runner.plan import (
     OPTIONS,
-    VERSION_TEXT,
     Candidate,
     RunnerConfig,
     build_config,
@@ -119,18 +118,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         config = load_config(args)
-        match config.action:
-            case "help":
-                sys.stdout.write(argp.help_text(PROG, SUMMARY, OPTIONS))
-                return EX_OK
-            case "usage":
-                sys.stdout.write(argp.usage_text(PROG, OPTIONS))
-                return EX_OK
-            case "version":
-                sys.stdout.write(VERSION_TEXT)
-                return EX_OK
-            case "run":
-                return run(config)
+        if config.action != "run":
+            sys.stdout.write(argp.info_text(config.action, PROG, SUMMARY, OPTIONS))
+            return EX_OK
+        return run(config)
     except MandosError as exc:
         _err(str(exc))
         return exc.exit_code

@@ -19,9 +19,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
-from mandos import __version__
 from mandos.core.errors import UsageError
-from mandos.initramfs.argp import Opt, parse
+from mandos.initramfs.argp import INFO_OPTIONS, Opt, parse
 from mandos.initramfs.plugindir import is_skipped_name
 
 DEFAULT_UID: Final = 65534
@@ -30,7 +29,6 @@ DEFAULT_PLUGIN_DIR: Final = "/lib/mandos/plugins.d"
 DEFAULT_PLUGIN_HELPER_DIR: Final = "/lib/mandos/plugin-helpers"
 DEFAULT_CONFIG_FILE: Final = "/conf/conf.d/mandos/plugin-runner.conf"
 HELPER_DIR_ENV: Final = "MANDOSPLUGINHELPERDIR"
-VERSION_TEXT: Final = f"plugin-runner (mandos-py) {__version__}\n"
 
 OPTIONS: Final = (
     Opt("global-env", "G", True, "Environment variable for all plugins", "ENV=value"),
@@ -200,7 +198,7 @@ class _Collected:
 def build_config(file_args: Sequence[str], cli_args: Sequence[str]) -> RunnerConfig:
     """Merge config-file arguments, then command-line arguments, into a RunnerConfig."""
     from_file = parse(OPTIONS, file_args)
-    from_cli = parse(OPTIONS, cli_args)
+    from_cli = parse(OPTIONS, cli_args, stop_at=INFO_OPTIONS)
     if from_file.positionals or from_cli.positionals:
         extra = (from_file.positionals + from_cli.positionals)[0]
         raise UsageError(f"unexpected argument {extra!r}")

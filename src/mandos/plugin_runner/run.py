@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 from types import FrameType
 
 from mandos.core.errors import EX_TEMPFAIL
+from mandos.initramfs.process import STOP_SIGNALS
 from mandos.plugin_runner.plan import Launch, merged_env
 
 DEFAULT_OUTPUT_CAP = 1 << 20
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 DebugFn = Callable[[str], None]
 

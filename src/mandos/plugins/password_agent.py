@@ -28,7 +28,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mandos import __version__
 from mandos.core.errors import EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE, UsageError
 from mandos.initramfs import argp
 from mandos.initramfs.process import StopRequested, die_by_signal, stop_signals_raise
@@ -78,13 +77,13 @@ class Question:
 
 def parse_args(argv: Sequence[str]) -> AgentConfig:
     """Options first; the first non-option (or what follows ``--``) is the client command."""
-    parsed = argp.parse(OPTIONS, argv, in_order=True)
+    parsed = argp.parse(OPTIONS, argv, in_order=True, stop_at=argp.INFO_OPTIONS)
     values: dict[str, str | None] = dict(parsed.options)
     for key in ("user", "group"):
         raw = values.get(key)
         if raw is not None and not raw.isdigit():
             raise UsageError(f"--{key}: {raw!r} is not a numeric ID")
-    action = next((k for k in ("help", "usage", "version", "test") if k in values), "run")
+    action = argp.info_request(parsed) or ("test" if "test" in values else "run")
     return AgentConfig(
         agent_dir=values.get("agent-directory") or DEFAULT_AGENT_DIR,
         helper_dir=values.get("helper-directory") or DEFAULT_HELPER_DIR,
@@ -301,13 +300,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         sys.stderr.write(f"{PROG}: {exc}\n")
         return exc.exit_code
-    if config.action in ("help", "usage"):
+    if config.action in argp.INFO_OPTIONS:
         summary = "Mandos password agent -- runs the Mandos client as a systemd password agent"
         args_doc = "[--] [MANDOS_CLIENT [OPTION...]]"
-        sys.stdout.write(argp.help_text(PROG, summary, OPTIONS, args_doc))
-        return EX_OK
-    if config.action == "version":
-        sys.stdout.write(f"{PROG} (mandos-py) {__version__}\n")
+        sys.stdout.write(argp.info_text(config.action, PROG, summary, OPTIONS, args_doc))
         return EX_OK
     if config.action == "test":
         return self_test(config)

@@ -52,17 +52,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; prints the typed line on stdout and returns a sysexits code."""
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        parsed = argp.parse(OPTIONS, args)
+        parsed = argp.parse(OPTIONS, args, stop_at=argp.INFO_OPTIONS)
     except UsageError as exc:
         sys.stderr.write(f"{PROG}: {exc}\n")
         return exc.exit_code
+    if (request := argp.info_request(parsed)) is not None:
+        sys.stdout.write(argp.info_text(request, PROG, "Mandos password-prompt plugin", OPTIONS))
+        return EX_OK
     if parsed.positionals:
         sys.stderr.write(f"{PROG}: unexpected argument {parsed.positionals[0]!r}\n")
         return UsageError.exit_code
     opts = dict(parsed.options)
-    if "help" in opts or "usage" in opts or "version" in opts:
-        sys.stdout.write(argp.help_text(PROG, "Mandos password-prompt plugin", OPTIONS))
-        return EX_OK
     debug = "debug" in opts
     if plymouth_running():
         if debug:

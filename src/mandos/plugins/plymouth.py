@@ -77,14 +77,15 @@ def ask(plymouth: str, prompt: str) -> tuple[int, bytes]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; prints the password Plymouth returns, or fails if Plymouth is not running."""
     try:
-        parsed = argp.parse(OPTIONS, list(sys.argv[1:] if argv is None else argv))
+        args = list(sys.argv[1:] if argv is None else argv)
+        parsed = argp.parse(OPTIONS, args, stop_at=argp.INFO_OPTIONS)
     except UsageError as exc:
         sys.stderr.write(f"{PROG}: {exc}\n")
         return exc.exit_code
-    opts = dict(parsed.options)
-    if {"help", "usage", "version"} & opts.keys():
-        sys.stdout.write(argp.help_text(PROG, "Mandos plymouth plugin", OPTIONS))
+    if (request := argp.info_request(parsed)) is not None:
+        sys.stdout.write(argp.info_text(request, PROG, "Mandos plymouth plugin", OPTIONS))
         return EX_OK
+    opts = dict(parsed.options)
     debug = "debug" in opts
     plymouth = opts.get("plymouth") or PLYMOUTH
     found = find_process({"plymouthd"})
