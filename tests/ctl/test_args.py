@@ -6,6 +6,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from mandos.adapters.dbus_api import PROPERTIES
 from mandos.core.errors import CtlUsageError
 from mandos.ctl.args import (
     Approve,
@@ -28,20 +29,20 @@ PARSED = [
     ([], C((), (PrintTable(False),))),
     (["-v"], C((), (PrintTable(True),))),
     (["-j", "a"], C(("a",), (DumpJSON(),))),
-    (["-e", "a", "b"], C(("a", "b"), (P("Enabled", "b", True),))),
-    (["-d", "-a"], C((), (P("Enabled", "b", False),), all=True)),
-    (["-b", "a"], C(("a",), (P("LastCheckedOK", "s", ""),))),
-    (["--start-checker", "a"], C(("a",), (P("CheckerRunning", "b", True),))),
-    (["--stop-checker", "a"], C(("a",), (P("CheckerRunning", "b", False),))),
-    (["-c", "x %%(host)s", "a"], C(("a",), (P("Checker", "s", "x %%(host)s"),))),
-    (["-t", "PT5M", "a"], C(("a",), (P("Timeout", "t", 300000),))),
-    (["--extended-timeout", "1h", "a"], C(("a",), (P("ExtendedTimeout", "t", 3600000),))),
-    (["-i", "250", "a"], C(("a",), (P("Interval", "t", 250),))),
-    (["--approval-delay", "P1W", "a"], C(("a",), (P("ApprovalDelay", "t", 604800000),))),
-    (["--approval-duration", "2s", "a"], C(("a",), (P("ApprovalDuration", "t", 2000),))),
-    (["--approve-by-default", "a"], C(("a",), (P("ApprovedByDefault", "b", True),))),
-    (["--deny-by-default", "a"], C(("a",), (P("ApprovedByDefault", "b", False),))),
-    (["-H", "h.example", "a"], C(("a",), (P("Host", "s", "h.example"),))),
+    (["-e", "a", "b"], C(("a", "b"), (P("Enabled", True),))),
+    (["-d", "-a"], C((), (P("Enabled", False),), all=True)),
+    (["-b", "a"], C(("a",), (P("LastCheckedOK", ""),))),
+    (["--start-checker", "a"], C(("a",), (P("CheckerRunning", True),))),
+    (["--stop-checker", "a"], C(("a",), (P("CheckerRunning", False),))),
+    (["-c", "x %%(host)s", "a"], C(("a",), (P("Checker", "x %%(host)s"),))),
+    (["-t", "PT5M", "a"], C(("a",), (P("Timeout", 300000),))),
+    (["--extended-timeout", "1h", "a"], C(("a",), (P("ExtendedTimeout", 3600000),))),
+    (["-i", "250", "a"], C(("a",), (P("Interval", 250),))),
+    (["--approval-delay", "P1W", "a"], C(("a",), (P("ApprovalDelay", 604800000),))),
+    (["--approval-duration", "2s", "a"], C(("a",), (P("ApprovalDuration", 2000),))),
+    (["--approve-by-default", "a"], C(("a",), (P("ApprovedByDefault", True),))),
+    (["--deny-by-default", "a"], C(("a",), (P("ApprovedByDefault", False),))),
+    (["-H", "h.example", "a"], C(("a",), (P("Host", "h.example"),))),
     (["-s", "/f", "a"], C(("a",), (SetSecret("/f"),))),
     (["-A", "a"], C(("a",), (Approve(True),))),
     (["-D", "a"], C(("a",), (Approve(False),))),
@@ -50,7 +51,7 @@ PARSED = [
     (["-D", "-r", "a"], C(("a",), (Approve(False), Remove()))),
     (["-V", "a"], C(("a",), (IsEnabled(),))),
     (["--debug", "a"], C(("a",), (PrintTable(False),), debug=True)),
-    (["-e", "-b", "a"], C(("a",), (P("Enabled", "b", True), P("LastCheckedOK", "s", "")))),
+    (["-e", "-b", "a"], C(("a",), (P("Enabled", True), P("LastCheckedOK", "")))),
 ]
 
 
@@ -120,3 +121,11 @@ def test_any_duration_value_is_milliseconds_or_refused(text: str) -> None:
     assert isinstance(action, SetProperty)
     assert isinstance(action.value, int)
     assert action.value >= 0
+
+
+def test_every_setter_names_a_writable_property_of_the_api() -> None:
+    """Its D-Bus type comes from dbus_api.PROPERTIES, so the name must be there, writable."""
+    setters = [a for _, want in PARSED for a in want.actions if isinstance(a, SetProperty)]
+    assert {s.name for s in setters} >= {"Enabled", "Timeout", "Checker", "Host"}
+    for setter in setters:
+        assert PROPERTIES[setter.name].writable, setter

@@ -27,6 +27,7 @@ from mandos.adapters.dbus_api import (
     BUS_NAMES,
     CLIENT_INTERFACE,
     OBJECT_MANAGER_IFACE,
+    PROPERTIES,
     PROPERTIES_IFACE,
     SERVER_INTERFACE,
     SERVER_PATH,
@@ -156,15 +157,10 @@ class MandosBus:
             if CLIENT_INTERFACE in interfaces
         }
 
-    async def set_property(self, path: str, name: str, signature: str, value: object) -> None:
-        """Set a client property (``signature`` is its D-Bus type: b, s, t or ay)."""
-        await self._call(
-            path,
-            PROPERTIES_IFACE,
-            "Set",
-            "ssv",
-            [CLIENT_INTERFACE, name, Variant(signature, value)],
-        )
+    async def set_property(self, path: str, name: str, value: object) -> None:
+        """Set a client property; its D-Bus type (b, s, t or ay) is the API's (``PROPERTIES``)."""
+        variant = Variant(PROPERTIES[name].type, value)
+        await self._call(path, PROPERTIES_IFACE, "Set", "ssv", [CLIENT_INTERFACE, name, variant])
 
     async def approve(self, path: str, approve: bool) -> None:
         """Approve (or deny) the client's current or next request."""

@@ -56,10 +56,9 @@ ALL_KEYWORDS: Final = (
 
 @dataclass(frozen=True)
 class SetProperty:
-    """Set one property of each selected client (``signature`` is its D-Bus type)."""
+    """Set one property of each selected client (its D-Bus type is in ``dbus_api.PROPERTIES``)."""
 
     name: str
-    signature: str
     value: bool | int | str
 
 
@@ -186,14 +185,14 @@ def _valued(
 
 def _ms_setter(name: str) -> Callable[[str], Action]:
     def make(text: str) -> Action:
-        return SetProperty(name, "t", _duration_ms(text))
+        return SetProperty(name, _duration_ms(text))
 
     return make
 
 
 def _add_setters(p: argparse.ArgumentParser) -> None:
     """-c, -t, --extended-timeout, -i, --approve/deny-by-default, --approval-*, -H, in order."""
-    _valued(p, ("-c", "--checker"), "COMMAND", lambda s: SetProperty("Checker", "s", s),
+    _valued(p, ("-c", "--checker"), "COMMAND", lambda s: SetProperty("Checker", s),
             "Set checker command for client")  # fmt: skip
     _valued(p, ("-t", "--timeout"), "TIME", _ms_setter("Timeout"), "Set timeout for client")
     _valued(p, ("--extended-timeout",), "TIME", _ms_setter("ExtendedTimeout"),
@@ -201,15 +200,15 @@ def _add_setters(p: argparse.ArgumentParser) -> None:
     _valued(p, ("-i", "--interval"), "TIME", _ms_setter("Interval"),
             "Set checker interval for client")  # fmt: skip
     g = p.add_mutually_exclusive_group()
-    _const(g, ("--approve-by-default",), SetProperty("ApprovedByDefault", "b", True),
+    _const(g, ("--approve-by-default",), SetProperty("ApprovedByDefault", True),
            "Set client to be approved by default")  # fmt: skip
-    _const(g, ("--deny-by-default",), SetProperty("ApprovedByDefault", "b", False),
+    _const(g, ("--deny-by-default",), SetProperty("ApprovedByDefault", False),
            "Set client to be denied by default")  # fmt: skip
     _valued(p, ("--approval-delay",), "TIME", _ms_setter("ApprovalDelay"),
             "Set delay before client approve/deny")  # fmt: skip
     _valued(p, ("--approval-duration",), "TIME", _ms_setter("ApprovalDuration"),
             "Set duration of one client approval")  # fmt: skip
-    _valued(p, ("-H", "--host"), "STRING", lambda s: SetProperty("Host", "s", s),
+    _valued(p, ("-H", "--host"), "STRING", lambda s: SetProperty("Host", s),
             "Set host for client")  # fmt: skip
 
 
@@ -225,14 +224,14 @@ def build_parser(version: str) -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="Print all fields")
     _const(p, ("-j", "--dump-json"), DumpJSON(), "Dump client data in JSON format")
     g = p.add_mutually_exclusive_group()
-    _const(g, ("-e", "--enable"), SetProperty("Enabled", "b", True), "Enable client")
-    _const(g, ("-d", "--disable"), SetProperty("Enabled", "b", False), "disable client")
-    _const(p, ("-b", "--bump-timeout"), SetProperty("LastCheckedOK", "s", ""),
+    _const(g, ("-e", "--enable"), SetProperty("Enabled", True), "Enable client")
+    _const(g, ("-d", "--disable"), SetProperty("Enabled", False), "disable client")
+    _const(p, ("-b", "--bump-timeout"), SetProperty("LastCheckedOK", ""),
            "Bump timeout for client")  # fmt: skip
     g = p.add_mutually_exclusive_group()
-    _const(g, ("--start-checker",), SetProperty("CheckerRunning", "b", True),
+    _const(g, ("--start-checker",), SetProperty("CheckerRunning", True),
            "Start checker for client")  # fmt: skip
-    _const(g, ("--stop-checker",), SetProperty("CheckerRunning", "b", False),
+    _const(g, ("--stop-checker",), SetProperty("CheckerRunning", False),
            "Stop checker for client")  # fmt: skip
     _const(p, ("-V", "--is-enabled"), IsEnabled(), "Check if client is enabled")
     _const(p, ("-r", "--remove"), Remove(), "Remove client")

@@ -58,12 +58,12 @@ async def _run(command: cli.Command, secrets: dict[str, bytes]) -> int:
                 case cli.IsEnabled():
                     first = next(iter(clients.values()), None)
                     return 0 if first is not None and first["Enabled"] else 1
-                case cli.SetProperty(name=name, signature=sig, value=value):
+                case cli.SetProperty(name=name, value=value):
                     for path in clients:
-                        await bus.set_property(path, name, sig, value)
+                        await bus.set_property(path, name, value)
                 case cli.SetSecret(path=file):
                     for path in clients:
-                        await bus.set_property(path, "Secret", "ay", secrets[file])
+                        await bus.set_property(path, "Secret", secrets[file])
                 case cli.Approve(approve=approve):
                     for path in clients:
                         await bus.approve(path, approve)

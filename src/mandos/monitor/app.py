@@ -261,13 +261,13 @@ class MonitorApp(App[None]):
 
     async def _client_call(self, bus: MandosBus, path: str, what: str) -> None:
         calls: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
-            "enable": lambda: bus.set_property(path, "Enabled", "b", True),
-            "disable": lambda: bus.set_property(path, "Enabled", "b", False),
+            "enable": lambda: bus.set_property(path, "Enabled", True),
+            "disable": lambda: bus.set_property(path, "Enabled", False),
             "approve": lambda: bus.approve(path, True),
             "deny": lambda: bus.approve(path, False),
             "remove": lambda: bus.remove_client(path),
-            "start_checker": lambda: bus.set_property(path, "CheckerRunning", "b", True),
-            "stop_checker": lambda: bus.set_property(path, "CheckerRunning", "b", False),
+            "start_checker": lambda: bus.set_property(path, "CheckerRunning", True),
+            "stop_checker": lambda: bus.set_property(path, "CheckerRunning", False),
             "checked_ok": lambda: bus.checked_ok(path),
         }
         try:
