@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from mandos.client.args import (
@@ -151,7 +152,23 @@ def test_parser_raises_only_usage_error(argv: list[str]) -> None:
 
 
 @given(st.text(max_size=60))
+@example(":²")  # a digit int() refuses: "Bad port number", not a ValueError
+@example("1.2.3.4:٣")
 def test_connect_parser_raises_only_usage_error(raw: str) -> None:
     with contextlib.suppress(UsageError):
         target = parse_connect(raw)
         assert 0 < target.port <= 65535
+
+
+@pytest.mark.parametrize(("scope", "scope_id"), [("0", 0), ("7", 7), ("²", 0), ("lo", None)])
+def test_connect_scope_is_a_number_or_an_interface(scope: str, scope_id: int | None) -> None:
+    from mandos.client.main import _connect_target
+
+    label, _family, sockaddr = _connect_target(_opts(f"--connect=[fe80::1%{scope}]:4711"))
+    assert label == f"[fe80::1%{scope}]:4711"
+    assert sockaddr == (
+        "fe80::1",
+        4711,
+        0,
+        socket.if_nametoindex("lo") if scope_id is None else scope_id,
+    )

@@ -127,3 +127,18 @@ def test_info_request_and_text() -> None:
     assert argp.info_text("version", "prog", "x", SPECS) == f"prog (mandos-py) {__version__}\n"
     assert argp.info_text("usage", "prog", "x", SPECS, "A") == argp.usage_text("prog", SPECS, "A")
     assert argp.info_text("help", "prog", "x", SPECS) == argp.help_text("prog", "x", SPECS)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("0", 0), ("65534", 65534), ("007", 7), ("", None), ("-1", None), ("²", None), ("٣", None)],
+)
+def test_decimal_is_ascii_digits_only(text: str, value: int | None) -> None:
+    assert argp.decimal(text) == value
+
+
+def test_numeric_id_bounds() -> None:
+    assert argp.numeric_id("4294967294", "--userid") == 4294967294
+    for bad in ("4294967295", "x", "²", ""):
+        with pytest.raises(UsageError, match=f"^--userid: {bad!r} is not a numeric ID$"):
+            argp.numeric_id(bad, "--userid")

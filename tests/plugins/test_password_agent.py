@@ -27,8 +27,9 @@ def test_parse_args_defaults_and_client_command() -> None:
     assert c.client == ("/c", "--pubkey=x", "--debug")
     assert not c.debug
     assert parse_args(["--", "--odd-client", "-x"]).client == ("--odd-client", "-x")
-    with pytest.raises(UsageError):
-        parse_args(["--user=nobody"])
+    for bad in (["--user=nobody"], ["--group=²"], ["--user=4294967295"], ["--user="]):
+        with pytest.raises(UsageError, match="is not a numeric ID"):
+            parse_args(bad)
 
 
 def test_parse_ask_file() -> None:

@@ -22,7 +22,7 @@ from typing import Final
 
 from mandos import __version__
 from mandos.core.errors import UsageError
-from mandos.initramfs.argp import INFO_OPTIONS, Opt, info_request, parse
+from mandos.initramfs.argp import INFO_OPTIONS, Opt, decimal, info_request, parse
 from mandos.initramfs.argp import help_text as argp_help
 from mandos.initramfs.argp import usage_text as argp_usage
 
@@ -156,7 +156,8 @@ def parse_connect(raw: str, interfaces: Sequence[str] = ()) -> ConnectTarget:
     address, colon, port_text = raw.rpartition(":")
     if not colon:
         raise UsageError("No colon in address")
-    if not port_text.isdigit() or not 0 < int(port_text) <= 65535:
+    port = decimal(port_text)
+    if port is None or not 0 < port <= 65535:
         raise UsageError("Bad port number")
     if address.startswith("[") and address.endswith("]"):
         address = address[1:-1]
@@ -165,7 +166,7 @@ def parse_connect(raw: str, interfaces: Sequence[str] = ()) -> ConnectTarget:
             ipaddress.IPv4Address(address)
         except ValueError:
             raise UsageError(f"Bad address: {address}") from None
-        return ConnectTarget(address, int(port_text), ipv6=False)
+        return ConnectTarget(address, port, ipv6=False)
     host, percent, scope = address.partition("%")
     try:
         parsed = ipaddress.IPv6Address(host)
@@ -180,7 +181,7 @@ def parse_connect(raw: str, interfaces: Sequence[str] = ()) -> ConnectTarget:
                 f"Link-local address {host} needs an interface: use {host}%NAME or one --interface"
             )
         scope = named[0]
-    return ConnectTarget(str(parsed), int(port_text), ipv6=True, scope=scope or None)
+    return ConnectTarget(str(parsed), port, ipv6=True, scope=scope or None)
 
 
 def parse_args(argv: Sequence[str]) -> ClientOptions | Info:

@@ -40,6 +40,7 @@ from mandos.core.errors import (
     UsageError,
 )
 from mandos.core.values import Secret
+from mandos.initramfs.argp import decimal
 from mandos.initramfs.process import STOP_SIGNALS, die_by_signal, write_all
 
 if TYPE_CHECKING:  # only for typing: libgnutls is loaded when the keys are; asyncio is
@@ -202,9 +203,8 @@ def _connect_target(opts: ClientOptions) -> tuple[str, int, SockAddr]:
     scope_id = 0
     if target.scope is not None:
         try:
-            scope_id = (
-                int(target.scope) if target.scope.isdigit() else socket.if_nametoindex(target.scope)
-            )
+            number = decimal(target.scope)
+            scope_id = number if number is not None else socket.if_nametoindex(target.scope)
         except OSError:
             log.warning("No interface %s for %s", target.scope, target.host)
     label = f"[{target.host}{'%' + target.scope if target.scope else ''}]:{target.port}"

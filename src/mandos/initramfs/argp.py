@@ -183,6 +183,19 @@ def usage_text(prog: str, specs: Sequence[Opt], args_doc: str = "") -> str:
     return "\n".join([*lines, line]) + "\n"
 
 
+def decimal(text: str) -> int | None:
+    """The value of ``text`` if it is ASCII digits only ("²" and "٣" are not), else None."""
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
+def numeric_id(text: str, what: str) -> int:
+    """A user or group ID written in digits (0 to 4294967294); UsageError naming ``what``."""
+    value = decimal(text)
+    if value is None or value > 0xFFFFFFFE:
+        raise UsageError(f"{what}: {text!r} is not a numeric ID")
+    return value
+
+
 def info_request(parsed: Parsed) -> str | None:
     """ "help", "usage" or "version" when the parse ended at one of them, else None."""
     if parsed.options and parsed.options[-1][0] in INFO_OPTIONS:

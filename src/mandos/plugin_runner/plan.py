@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from mandos.core.errors import UsageError
-from mandos.initramfs.argp import INFO_OPTIONS, Opt, parse
+from mandos.initramfs.argp import INFO_OPTIONS, Opt, numeric_id, parse
 from mandos.initramfs.plugindir import is_skipped_name
 
 DEFAULT_UID: Final = 65534
@@ -123,12 +123,6 @@ def _plugin_split(text: str, what: str) -> tuple[str, str]:
     return plugin, rest
 
 
-def _numeric_id(text: str, what: str) -> int:
-    if not text.isdigit() or int(text) > 0xFFFFFFFE:
-        raise UsageError(f"{what}: {text!r} is not a numeric ID")
-    return int(text)
-
-
 def _comma_list(text: str) -> tuple[str, ...]:
     return tuple(part for part in text.split(",") if part)
 
@@ -163,7 +157,7 @@ class _Collected:
             case "enable":
                 self.disabled.discard(arg)
             case "userid" | "groupid":
-                self.values[key] = _numeric_id(arg, f"--{key}")
+                self.values[key] = numeric_id(arg, f"--{key}")
             case "plugin-dir" | "plugin-helper-dir":
                 self.values[key.replace("-", "_")] = arg
             case "config-file":

@@ -79,16 +79,16 @@ def parse_args(argv: Sequence[str]) -> AgentConfig:
     """Options first; the first non-option (or what follows ``--``) is the client command."""
     parsed = argp.parse(OPTIONS, argv, in_order=True, stop_at=argp.INFO_OPTIONS)
     values: dict[str, str | None] = dict(parsed.options)
-    for key in ("user", "group"):
-        raw = values.get(key)
-        if raw is not None and not raw.isdigit():
-            raise UsageError(f"--{key}: {raw!r} is not a numeric ID")
+    ids = {"user": 65534, "group": 65534}
+    for key in ids:
+        if (raw := values.get(key)) is not None:
+            ids[key] = argp.numeric_id(raw, f"--{key}")
     action = argp.info_request(parsed) or ("test" if "test" in values else "run")
     return AgentConfig(
         agent_dir=values.get("agent-directory") or DEFAULT_AGENT_DIR,
         helper_dir=values.get("helper-directory") or DEFAULT_HELPER_DIR,
-        user=int(values.get("user") or 65534),
-        group=int(values.get("group") or 65534),
+        user=ids["user"],
+        group=ids["group"],
         client=parsed.positionals or (DEFAULT_CLIENT,),
         debug="debug" in values,
         action=action,
