@@ -87,6 +87,8 @@ class MandosServer:
             log.warning("No clients defined")
         now = self._now()
         registry = self.registry = Registry(clients, now, self._rng)
+        if removed := statefile.remove_stale_temp_files(self.config.statedir):
+            log.info("Removed %d temporary files of unfinished state saves", removed)
         initial: list[Effect] = list(registry.announce())
         if self.config.restore:
             initial.extend(self._restore(registry, now))
@@ -249,11 +251,16 @@ class MandosServer:
         return list(registry.reload(clients, self._now()))
 
     def _restore(self, registry: Registry, now: datetime) -> list[Effect]:
+        """Apply the saved state; a file of the wrong shape is set aside like a corrupt one."""
         try:
             data = statefile.load(self._state_path)
             if data is None:
                 return []
-            return list(state_model.restore_into(registry, data, now))
+            try:
+                return list(state_model.restore_into(registry, data, now))
+            except StateFileError as exc:
+                problem = str(exc).removeprefix("state file: ")
+                raise statefile.reject(self._state_path, f"is unusable ({problem})") from None
         except StateFileError as exc:
             log.error("%s", exc)
             return []
