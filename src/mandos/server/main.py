@@ -21,7 +21,7 @@ from pathlib import Path
 
 from mandos.core.config import DEFAULT_CONFIGDIR, ClientConfig, ServerConfig
 from mandos.core.config_files import parse_clients_conf
-from mandos.core.errors import ConfigError, MandosError
+from mandos.core.errors import ConfigError, MandosError, StateFileError
 from mandos.server.app import MandosServer
 from mandos.server.args import load_server_config, parse_server_args, validate_server_config
 from mandos.server.logsetup import configure_logging
@@ -73,24 +73,51 @@ def load_config(argv: Sequence[str] | None) -> ServerConfig:
     return config
 
 
-def drop_privileges() -> None:
-    """When root, become the ``_mandos`` (or ``mandos``) user if one exists; else stay."""
+def unprivileged_user() -> pwd.struct_passwd | None:
+    """The user a root server drops to (``_mandos``, else ``mandos``); None if it stays."""
     if os.getuid() != 0:
-        return
+        return None
     for name in PRIVILEGED_USERS:
-        try:
-            user = pwd.getpwnam(name)
-        except KeyError:
-            continue
-        try:
-            os.setgroups([])
-            os.setgid(user.pw_gid)
-            os.setuid(user.pw_uid)
-        except PermissionError:
-            log.warning("Failed to change to user %s", name)
-        else:
-            log.debug("Running as %s (%s)", name, grp.getgrgid(user.pw_gid).gr_name)
+        with contextlib.suppress(KeyError):
+            return pwd.getpwnam(name)
+    return None
+
+
+def drop_privileges(user: pwd.struct_passwd | None) -> None:
+    """Become ``user`` (from :func:`unprivileged_user`); a refusal is logged, not fatal."""
+    if user is None:
         return
+    try:
+        os.setgroups([])
+        os.setgid(user.pw_gid)
+        os.setuid(user.pw_uid)
+    except PermissionError:
+        log.warning("Failed to change to user %s", user.pw_name)
+    else:
+        log.debug("Running as %s (%s)", user.pw_name, grp.getgrgid(user.pw_gid).gr_name)
+
+
+def make_statedir(statedir: str, user: pwd.struct_passwd | None) -> None:
+    """Create a missing state directory (0700), owned by the user the server will run as."""
+    path = Path(statedir)
+    if path.is_dir():
+        return
+    try:
+        path.mkdir(mode=0o700, parents=True)
+        if user is not None:
+            os.chown(path, user.pw_uid, user.pw_gid)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise StateFileError(f"cannot create state directory {path}: {exc.strerror}") from exc
+
+
+def check_statedir(statedir: str, user: pwd.struct_passwd | None) -> None:
+    """Refuse to run when the (already dropped) server could never save its state."""
+    if os.access(statedir, os.W_OK | os.X_OK):
+        return
+    who = f"user {user.pw_name}" if user is not None else "this user"
+    raise StateFileError(f"state directory {statedir} is not writable by {who}")
 
 
 def daemonize() -> None:
@@ -129,7 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(argv)
         configure_logging(config)
         clients = clients_loader(config.configdir)  # fail fast, before daemonising
-        Path(config.statedir).mkdir(mode=0o700, parents=True, exist_ok=True)
+        user = unprivileged_user()
+        make_statedir(config.statedir, user)
         server = MandosServer(config, lambda: clients_loader(config.configdir), clients=clients)
         server.on_rename = lambda name: configure_logging(
             dataclasses.replace(config, servicename=name)
@@ -138,7 +166,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not (config.foreground or config.debug):
             daemonize()
             pid_file = write_pid_file()
-        drop_privileges()
+        drop_privileges(user)
+        check_statedir(config.statedir, user)
         try:
             asyncio.run(server.run())
         finally:
