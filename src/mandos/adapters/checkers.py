@@ -102,7 +102,8 @@ async def _kill_group(process: asyncio.subprocess.Process) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGTERM)
     try:
-        await asyncio.wait_for(process.wait(), KILL_GRACE_SECONDS)
+        async with asyncio.timeout(KILL_GRACE_SECONDS):
+            await process.wait()
     except TimeoutError:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGKILL)

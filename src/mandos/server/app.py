@@ -206,8 +206,11 @@ class MandosServer:
             delay = MAX_SLEEP_SECONDS
             if deadline is not None:
                 delay = min(delay, max(0.0, (deadline - self._now()).total_seconds()))
+            # A scope, never asyncio.wait_for: in Python 3.11 wait_for swallows a cancellation
+            # that arrives in the step its inner wait completes (gh-86296), and SIGTERM was lost.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
                 # Woken by a change: let a burst of changes gather, so that a storm of
                 # connections costs one tick, not one each (tick is O(clients)).
                 await asyncio.sleep(TICK_BATCH_SECONDS)
