@@ -18,10 +18,9 @@ Rules of this module:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -38,6 +37,7 @@ from dbus_fast.aio import MessageBus
 from dbus_fast.errors import DBusError, DBusFastError
 
 from mandos.adapters import dbus_api as api
+from mandos.adapters.tasks import TaskOwner
 from mandos.core.effects import Effect, PropertiesChanged, Signal
 from mandos.core.errors import BusError, ConfigError, LocalProtocolError
 from mandos.core.registry import Registry
@@ -78,7 +78,7 @@ class DBusService:
         self._bus = bus
         self._paths: dict[str, str] = {}  # exported object path -> client name
         self._names: dict[str, str] = {}  # client name -> exported object path
-        self._replies: set[asyncio.Task[None]] = set()
+        self._replies = TaskOwner("answering a D-Bus call")
         bus.add_message_handler(self._handle)
 
     @classmethod
@@ -107,10 +107,7 @@ class DBusService:
 
     async def close(self) -> None:
         """Finish pending replies, then release the names by disconnecting."""
-        for task in list(self._replies):
-            task.cancel()
-        if self._replies:
-            await asyncio.gather(*self._replies, return_exceptions=True)
+        await self._replies.aclose()
         self._bus.remove_message_handler(self._handle)
         self._bus.disconnect()
         with contextlib.suppress(Exception):
@@ -329,7 +326,7 @@ class DBusService:
             effects = command(self._registry(), self._server.now())
         except LocalProtocolError as exc:
             raise DBusError(INVALID_ARGS, str(exc)) from None
-        self._own(self._finish(msg, effects))
+        self._replies.start(self._finish(msg, effects))
         return True
 
     async def _finish(self, msg: Message, effects: list[Effect]) -> None:
@@ -339,11 +336,6 @@ class DBusService:
             if not msg.flags & MessageFlag.NO_REPLY_EXPECTED:
                 with contextlib.suppress(Exception):
                     self._bus.send(Message.new_method_return(msg))
-
-    def _own(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        self._replies.add(task)
-        task.add_done_callback(self._replies.discard)
 
 
 def _is(msg: Message, iface: str, member: str, signature: str) -> bool:
