@@ -107,3 +107,20 @@ def test_x509_certificate_instead_of_a_raw_public_key(tls_key: TLSKey, tmp_path:
         server.wait_for_log("Handshake failed")
         assert fetch(server.host, server.port, tls_key) == SECRET
         assert "Sending secret to c1" in server.log_text()
+
+
+def test_out_of_descriptors_sheds_idle_peers_and_logs_once(tls_key: TLSKey) -> None:
+    """ulimit -n 64 and 100 silent peers: the real client is still served, one log line."""
+    conf = client_section("c1", tls_key, SECRET)
+    with (
+        our_server(conf, extra_args=["--handshake-timeout=PT60S"], max_open_files=64) as server,
+        contextlib.ExitStack() as idle,
+    ):
+        for _ in range(100):
+            idle.enter_context(_raw_connection(server))
+        time.sleep(1)
+        assert fetch(server.host, server.port, tls_key) == SECRET
+        time.sleep(1)
+        lines = _log_lines_with(server, "Too many open files")
+        assert len(lines) == 1, lines
+        assert server.process.poll() is None

@@ -13,9 +13,8 @@ import logging
 import random
 import signal
 import socket
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 from mandos.adapters import statefile
 from mandos.adapters.checkers import CheckerRunner
@@ -25,6 +24,7 @@ from mandos.core.config import ClientConfig, ServerConfig
 from mandos.core.effects import Effect
 from mandos.core.errors import BusError, MandosError, StateFileError
 from mandos.core.registry import Registry
+from mandos.server.accept import AcceptLoop
 from mandos.server.connection import ConnectionHandler
 from mandos.server.effects import BusService, EffectRunner
 from mandos.server.notify import sd_notify
@@ -161,7 +161,6 @@ class MandosServer:
     # -- tasks --------------------------------------------------------------------------------
 
     async def _accept_loop(self, listener: socket.socket, registry: Registry) -> None:
-        loop = asyncio.get_running_loop()
         handler = ConnectionHandler(
             registry,
             self.effects,
@@ -169,24 +168,7 @@ class MandosServer:
             handshake_timeout=self.config.handshake_timeout.total_seconds(),
             now=self._now,
         )
-        connections: set[asyncio.Task[None]] = set()
-        try:
-            while True:
-                try:
-                    conn, address = await loop.sock_accept(listener)
-                except OSError as exc:
-                    log.warning("accept() failed: %s", exc.strerror or exc)
-                    await asyncio.sleep(0.1)
-                    continue
-                conn.setblocking(False)
-                task = loop.create_task(_guarded(handler.serve(conn, str(address[0]))))
-                connections.add(task)
-                task.add_done_callback(connections.discard)
-        finally:
-            for task in connections:
-                task.cancel()
-            if connections:
-                await asyncio.gather(*connections, return_exceptions=True)
+        await AcceptLoop(listener, handler).run()
 
     async def _scheduler(self, registry: Registry) -> None:
         while True:
@@ -273,13 +255,3 @@ class MandosServer:
             statefile.save(self._state_path, state_model.dump(registry))
         except StateFileError as exc:
             log.error("%s", exc)
-
-
-async def _guarded(work: Coroutine[Any, Any, None]) -> None:
-    """Run one connection; a bug in it is logged, never fatal to the server."""
-    try:
-        await work
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        log.exception("Internal error while serving a connection")
