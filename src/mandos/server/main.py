@@ -19,9 +19,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from mandos.adapters.gnutls.session import check_priority
 from mandos.core.config import DEFAULT_CONFIGDIR, ClientConfig, ServerConfig
 from mandos.core.config_files import parse_clients_conf
-from mandos.core.errors import ConfigError, MandosError, StateFileError
+from mandos.core.errors import ConfigError, MandosError, StateFileError, TLSError
 from mandos.server.app import MandosServer
 from mandos.server.args import load_server_config, parse_server_args, validate_server_config
 from mandos.server.logsetup import configure_logging
@@ -70,6 +71,10 @@ def load_config(argv: Sequence[str] | None) -> ServerConfig:
     conf_text = _read_text(Path(configdir) / "mandos.conf", required=False)
     config = load_server_config(conf_text, args)
     validate_server_config(config)
+    try:
+        check_priority(config.priority)
+    except TLSError as exc:
+        raise ConfigError(f"priority: {exc}") from exc
     return config
 
 
