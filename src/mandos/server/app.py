@@ -109,6 +109,8 @@ class MandosServer:
                 ]
                 if self.config.zeroconf:
                     tasks.append(tg.create_task(self._announce()))
+                if bus is not None:
+                    tasks.append(tg.create_task(bus.supervise()))
                 sd_notify("READY=1\nSTATUS=Serving")
                 if on_ready is not None:
                     on_ready(self.port)
