@@ -79,6 +79,28 @@ class MandosServer:
 
     async def run(self, on_ready: Callable[[int], None] | None = None) -> None:
         """Serve until SIGTERM/SIGINT (or :meth:`stop`); saves the state on the way out."""
+        registry, initial = self._start_registry()
+        listener = open_listening_socket(self.config)
+        self.port = listening_port(listener)
+        log.info("Listening on port %d", self.port)
+        loop = asyncio.get_running_loop()
+        self._install_signal_handlers(loop)
+        bus = await self._connect_bus() if self.config.use_dbus else None
+        try:
+            await self.effects.apply(initial)
+            self._save_wanted.set()
+            await self._serve(listener, registry, bus, on_ready)
+        finally:
+            listener.close()
+            if bus is not None:
+                await bus.close()
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+            await self.checkers.aclose()
+            self._save_now(registry)
+
+    def _start_registry(self) -> tuple[Registry, list[Effect]]:
+        """The registry of clients.conf's clients, with the saved state applied."""
         clients = self._initial_clients
         if clients is None:
             clients = self._load_clients()
@@ -92,40 +114,34 @@ class MandosServer:
         initial: list[Effect] = list(registry.announce())
         if self.config.restore:
             initial.extend(self._restore(registry, now))
-        listener = open_listening_socket(self.config)
-        self.port = listening_port(listener)
-        log.info("Listening on port %d", self.port)
-        loop = asyncio.get_running_loop()
-        self._install_signal_handlers(loop)
-        bus = await self._connect_bus() if self.config.use_dbus else None
-        try:
-            await self.effects.apply(initial)
-            self._save_wanted.set()
-            async with asyncio.TaskGroup() as tg:
-                tasks = [
-                    tg.create_task(self._accept_loop(listener, registry)),
-                    tg.create_task(self._scheduler(registry)),
-                    tg.create_task(self._saver(registry)),
-                ]
-                if self.config.zeroconf:
-                    tasks.append(tg.create_task(self._announce()))
-                if bus is not None:
-                    tasks.append(tg.create_task(bus.supervise()))
-                sd_notify("READY=1\nSTATUS=Serving")
-                if on_ready is not None:
-                    on_ready(self.port)
-                await self._stop.wait()
-                sd_notify("STOPPING=1")
-                for task in tasks:
-                    task.cancel()
-        finally:
-            listener.close()
+        return registry, initial
+
+    async def _serve(
+        self,
+        listener: socket.socket,
+        registry: Registry,
+        bus: BusService | None,
+        on_ready: Callable[[int], None] | None,
+    ) -> None:
+        """Run every task of the running server until :meth:`stop`, then end them all."""
+        assert self.port is not None
+        async with asyncio.TaskGroup() as tg:
+            tasks = [
+                tg.create_task(self._accept_loop(listener, registry)),
+                tg.create_task(self._scheduler(registry)),
+                tg.create_task(self._saver(registry)),
+            ]
+            if self.config.zeroconf:
+                tasks.append(tg.create_task(self._announce()))
             if bus is not None:
-                await bus.close()
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-                loop.remove_signal_handler(sig)
-            await self.checkers.aclose()
-            self._save_now(registry)
+                tasks.append(tg.create_task(bus.supervise()))
+            sd_notify("READY=1\nSTATUS=Serving")
+            if on_ready is not None:
+                on_ready(self.port)
+            await self._stop.wait()
+            sd_notify("STOPPING=1")
+            for task in tasks:
+                task.cancel()
 
     def now(self) -> datetime:
         """The current time, as the core sees it."""

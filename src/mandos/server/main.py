@@ -22,7 +22,7 @@ from pathlib import Path
 from mandos.adapters.gnutls.session import check_priority
 from mandos.core.config import DEFAULT_CONFIGDIR, ClientConfig, ServerConfig
 from mandos.core.config_files import parse_clients_conf
-from mandos.core.errors import ConfigError, MandosError, StateFileError, TLSError
+from mandos.core.errors import EX_OSERR, ConfigError, MandosError, StateFileError, TLSError
 from mandos.server.app import MandosServer
 from mandos.server.args import load_server_config, parse_server_args, validate_server_config
 from mandos.server.logsetup import configure_logging
@@ -186,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except OSError as exc:
         print(f"mandos: {exc.strerror or exc}", file=sys.stderr)
-        return 71  # EX_OSERR
+        return EX_OSERR
     except _CheckOnly:
         return 0  # the reference's --check runs its self-tests; ours live in the test suite
     except KeyboardInterrupt:
