@@ -89,6 +89,7 @@ def test_bus_daemon_restart_is_survived(
         # A new daemon on the same socket, as after `systemctl restart dbus`.
         socket_path = bus.dir / "system_bus_socket"
         socket_path.unlink(missing_ok=True)
+        time.sleep(2)  # the server's first attempts find no bus
         again = subprocess.Popen(
             ["dbus-daemon", f"--config-file={bus.dir / 'system.conf'}", "--nofork", "--nopidfile",
              "--print-address=1"],

@@ -177,19 +177,25 @@ class DBusService:
             log.warning("D-Bus connection re-established")
 
     async def _reconnect(self) -> None:
+        """Connect again, with growing pauses, until both names are ours again."""
+        self._bus.remove_message_handler(self._handle)
         delay = FIRST_RECONNECT_SECONDS
         while True:
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_RECONNECT_SECONDS)
-            self._bus.remove_message_handler(self._handle)
             try:
-                self._bus = await _connect_system_bus()
-                self._unsent = 0
-                self._bus.add_message_handler(self._handle)
+                bus = await _connect_system_bus()
+            except BusError as exc:
+                log.debug("Reconnecting to D-Bus: %s", exc)
+                continue
+            self._bus, self._unsent = bus, 0
+            bus.add_message_handler(self._handle)
+            try:
                 await self._claim_names()
             except BusError as exc:
                 log.debug("Reconnecting to D-Bus: %s", exc)
-                self._bus.disconnect()
+                bus.remove_message_handler(self._handle)
+                bus.disconnect()
                 continue
             return
 
