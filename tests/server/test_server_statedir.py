@@ -39,11 +39,12 @@ def base() -> Iterator[Path]:
         shutil.rmtree(path)
 
 
-def _command(base: Path, statedir: Path, port: int, debug: bool) -> list[str]:
+def _command(base: Path, statedir: Path, port: int, debug: bool, foreground: bool) -> list[str]:
     passwd = base / "passwd"
     passwd.write_text(Path("/etc/passwd").read_text() + f"_mandos:x:{UID}:{UID}::/:/bin/false\n")
-    server = [sys.executable, "-m", "mandos.server", "--foreground",
-              *(["--debug"] if debug else []), "--no-dbus", "--no-zeroconf",
+    server = [sys.executable, "-m", "mandos.server",
+              *(["--foreground"] if foreground else []), *(["--debug"] if debug else []),
+              "--no-dbus", "--no-zeroconf",
               "--address=127.0.0.1", f"--port={port}",
               f"--configdir={base / 'conf'}", f"--statedir={statedir}"]  # fmt: skip
     script = 'mount --bind "$0" /etc/passwd && exec "$@"'
@@ -53,14 +54,17 @@ def _command(base: Path, statedir: Path, port: int, debug: bool) -> list[str]:
 
 @contextlib.contextmanager
 def _server(
-    base: Path, statedir: Path, key: TLSKey, *, debug: bool = True
+    base: Path, statedir: Path, key: TLSKey, *, debug: bool = True, foreground: bool = True
 ) -> Iterator[tuple[subprocess.Popen[str], int]]:
     (base / "conf").mkdir(exist_ok=True)
     (base / "conf" / "clients.conf").write_text(client_section("c1", key, SECRET))
     port = free_port()
     with (base / "log").open("w") as log:
         process = subprocess.Popen(
-            _command(base, statedir, port, debug), stderr=log, text=True, start_new_session=True
+            _command(base, statedir, port, debug, foreground),
+            stderr=log,
+            text=True,
+            start_new_session=True,
         )
     try:
         yield process, port
@@ -91,11 +95,14 @@ def test_missing_statedir_is_created_for_the_dropped_user(base: Path, tls_key: T
     assert (statedir / "clients.json").stat().st_uid == UID
 
 
-def test_statedir_the_dropped_user_cannot_write_is_refused(base: Path, tls_key: TLSKey) -> None:
+@pytest.mark.parametrize("foreground", [True, False])
+def test_statedir_the_dropped_user_cannot_write_is_refused(
+    base: Path, tls_key: TLSKey, foreground: bool
+) -> None:
     statedir = base / "state"
     statedir.mkdir(mode=0o700)  # root's, as a release before this fix left it
-    with _server(base, statedir, tls_key, debug=False) as (process, _):
-        process.wait(timeout=30)
+    with _server(base, statedir, tls_key, debug=False, foreground=foreground) as (process, _):
+        process.wait(timeout=30)  # in daemon mode too: refused before detaching
     stderr = (base / "log").read_text()
     assert process.returncode == StateFileError.exit_code, stderr
     assert "Traceback" not in stderr

@@ -118,11 +118,32 @@ def make_statedir(statedir: str, user: pwd.struct_passwd | None) -> None:
 
 
 def check_statedir(statedir: str, user: pwd.struct_passwd | None) -> None:
-    """Refuse to run when the (already dropped) server could never save its state."""
-    if os.access(statedir, os.W_OK | os.X_OK):
+    """Refuse to start when the user the server will run as could never save its state.
+
+    Checked before daemonising, so that the refusal reaches the terminal (or the journal).
+    """
+    if _writable_as(statedir, user):
         return
     who = f"user {user.pw_name}" if user is not None else "this user"
     raise StateFileError(f"state directory {statedir} is not writable by {who}")
+
+
+def _writable_as(path: str, user: pwd.struct_passwd | None) -> bool:
+    if user is None:
+        return os.access(path, os.W_OK | os.X_OK)
+    pid = os.fork()
+    if pid == 0:  # the child becomes the user, looks, and answers with its exit status
+        code = 1
+        try:
+            os.setgroups([])
+            os.setgid(user.pw_gid)
+            os.setuid(user.pw_uid)
+            code = 0 if os.access(path, os.W_OK | os.X_OK) else 1
+        except BaseException:  # noqa: S110 - the parent reads any failure as "no"
+            pass
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) == 0
 
 
 def daemonize() -> None:
@@ -163,6 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         clients = clients_loader(config.configdir)  # fail fast, before daemonising
         user = unprivileged_user()
         make_statedir(config.statedir, user)
+        check_statedir(config.statedir, user)
         server = MandosServer(config, lambda: clients_loader(config.configdir), clients=clients)
         server.on_rename = lambda name: configure_logging(
             dataclasses.replace(config, servicename=name)
@@ -172,7 +194,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             daemonize()
             pid_file = write_pid_file()
         drop_privileges(user)
-        check_statedir(config.statedir, user)
         try:
             asyncio.run(server.run())
         finally:
