@@ -5,20 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import socket
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
-from mandos.adapters.checkers import CheckerRunner
 from mandos.adapters.gnutls import RawKeyCredentials, Session, generate_ed25519_keypair
-from mandos.adapters.gnutls.keys import public_key_id
 from mandos.adapters.tls_stream import TLSStream
-from mandos.core.config import DEFAULT_PRIORITY, ClientConfig
+from mandos.core.config import DEFAULT_PRIORITY
 from mandos.core.registry import Registry
-from mandos.core.values import ClientName, Secret
 from mandos.server.connection import ConnectionHandler
-from mandos.server.effects import EffectRunner
+from tests.server.inprocess import one_client_world
 
 SECRET = b"\x85 fuzz secret, never to be seen by a mutated peer"
 KEYPAIR = generate_ed25519_keypair()
@@ -44,19 +39,8 @@ class _Collect(logging.Handler):
 
 def make_handler() -> tuple[ConnectionHandler, Registry]:
     """A handler whose registry knows the KEYPAIR client (so a good peer gets SECRET)."""
-    config = ClientConfig(
-        name=ClientName("c1"), secret=Secret(SECRET), key_id=public_key_id(KEYPAIR[1])
-    )
-    registry = Registry([config], datetime.now(UTC), random.Random(1))
-    effects = EffectRunner(CheckerRunner(lambda *_: None), lambda: None, lambda: None)
-    handler = ConnectionHandler(
-        registry,
-        effects,
-        priority=DEFAULT_PRIORITY,
-        handshake_timeout=HANDSHAKE_TIMEOUT,
-        now=lambda: datetime.now(UTC),
-    )
-    return handler, registry
+    world = one_client_world(KEYPAIR[1], SECRET, handshake_timeout=HANDSHAKE_TIMEOUT)
+    return world.handler, world.registry
 
 
 async def _drain(sock: socket.socket) -> bytes:

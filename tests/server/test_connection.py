@@ -10,20 +10,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from mandos.adapters.checkers import CheckerRunner
 from mandos.adapters.gnutls import RawKeyCredentials, Session, generate_ed25519_keypair
-from mandos.adapters.gnutls.keys import public_key_id
 from mandos.adapters.tls_stream import TLSStream
-from mandos.core.config import DEFAULT_PRIORITY, ClientConfig
+from mandos.core.config import DEFAULT_PRIORITY
 from mandos.core.effects import (
     Log,
     PropertiesChanged,
@@ -34,10 +33,9 @@ from mandos.core.effects import (
     WakeApprovalWaiters,
 )
 from mandos.core.errors import TLSError
-from mandos.core.registry import Registry
-from mandos.core.values import ClientName, Secret
-from mandos.server.connection import ConnectionHandler, peer_name
+from mandos.server.connection import peer_name
 from mandos.server.effects import EffectRunner
+from tests.server.inprocess import World, one_client_world
 
 SECRET = b"\x85 the encrypted secret"
 PEER = "192.0.2.7"
@@ -48,45 +46,8 @@ def keypair() -> tuple[bytes, bytes]:
     return generate_ed25519_keypair()
 
 
-@dataclass
-class World:
-    """A registry with client c1, the effect runner and the handler under test."""
-
-    registry: Registry
-    effects: EffectRunner
-    handler: ConnectionHandler
-    saves: list[int] = field(default_factory=list)
-
-    def approve(self, approved: bool) -> None:
-        effects = self.registry.approve("c1", approved, datetime.now(UTC))
-        asyncio.get_running_loop().create_task(self.effects.apply(effects))
-
-
-def _world(
-    keypair: tuple[bytes, bytes],
-    *,
-    secret: bytes = SECRET,
-    send_timeout: float = 30,
-    **options: object,
-) -> World:
-    config = ClientConfig(
-        name=ClientName("c1"),
-        secret=Secret(secret),
-        key_id=public_key_id(keypair[1]),
-        **options,  # type: ignore[arg-type]
-    )
-    registry = Registry([config], datetime.now(UTC), random.Random(1))
-    saves: list[int] = []
-    effects = EffectRunner(CheckerRunner(lambda *_: None), lambda: saves.append(1), lambda: None)
-    handler = ConnectionHandler(
-        registry,
-        effects,
-        priority=DEFAULT_PRIORITY,
-        handshake_timeout=5,
-        now=lambda: datetime.now(UTC),
-        send_timeout=send_timeout,
-    )
-    return World(registry, effects, handler, saves)
+def _world(keypair: tuple[bytes, bytes], *, secret: bytes = SECRET, **options: Any) -> World:
+    return one_client_world(keypair[1], secret, **options)
 
 
 @contextlib.asynccontextmanager
@@ -158,7 +119,7 @@ async def test_approval_then_secret(keypair: tuple[bytes, bytes]) -> None:
     serving = asyncio.create_task(world.handler.serve(ours, PEER))
     fetching = asyncio.create_task(_fetch(keypair, theirs))
     await _approval_pending(world)
-    world.approve(True)
+    await world.approve(True)
     assert await fetching == SECRET
     await serving
     assert not world.registry.snapshot("c1")["ApprovalPending"]
