@@ -93,13 +93,17 @@ def drop_privileges(user: pwd.struct_passwd | None) -> None:
     if user is None:
         return
     try:
-        os.setgroups([])
-        os.setgid(user.pw_gid)
-        os.setuid(user.pw_uid)
+        _become(user)
     except PermissionError:
         log.warning("Failed to change to user %s", user.pw_name)
     else:
         log.debug("Running as %s (%s)", user.pw_name, grp.getgrgid(user.pw_gid).gr_name)
+
+
+def _become(user: pwd.struct_passwd) -> None:
+    os.setgroups([])
+    os.setgid(user.pw_gid)
+    os.setuid(user.pw_uid)
 
 
 def make_statedir(statedir: str, user: pwd.struct_passwd | None) -> None:
@@ -135,9 +139,7 @@ def _writable_as(path: str, user: pwd.struct_passwd | None) -> bool:
     if pid == 0:  # the child becomes the user, looks, and answers with its exit status
         code = 1
         try:
-            os.setgroups([])
-            os.setgid(user.pw_gid)
-            os.setuid(user.pw_uid)
+            _become(user)
             code = 0 if os.access(path, os.W_OK | os.X_OK) else 1
         except BaseException:  # noqa: S110 - the parent reads any failure as "no"
             pass
