@@ -26,7 +26,7 @@ def _argv(tmp: Path, fd: int) -> list[str]:
 
 
 @contextmanager
-def _pipe(tmp: Path) -> Iterator[int]:
+def _pipe(_tmp: Path) -> Iterator[int]:
     r, w = os.pipe()
     try:
         yield r
@@ -44,14 +44,14 @@ def _unix_listener(tmp: Path) -> Iterator[int]:
 
 
 @contextmanager
-def _udp(tmp: Path) -> Iterator[int]:
+def _udp(_tmp: Path) -> Iterator[int]:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
         yield sock.fileno()
 
 
 @contextmanager
-def _closed(tmp: Path) -> Iterator[int]:
+def _closed(_tmp: Path) -> Iterator[int]:
     yield 250
 
 
