@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import subprocess
 import time
 import xml.etree.ElementTree as ET
@@ -518,3 +519,47 @@ def test_unreachable_bus_disables_dbus_and_keeps_serving(key: TLSKey, tmp_path: 
     with our_server(_conf(key), use_dbus=True, env=nowhere) as server:
         server.wait_for_log("Disabling D-Bus")
         assert fetch(server.host, server.port, key) == SECRET
+
+
+class _Target:
+    """The server side DBusService talks to, with no clients (only signals are sent here)."""
+
+    registry = None
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    async def apply(self, effects: list[Any]) -> None:
+        pass
+
+
+async def test_signals_wait_for_a_stalled_bus_and_beyond_the_bound_are_dropped(
+    private_bus: PrivateSystemBus, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from mandos.adapters import dbus_service
+    from mandos.core.effects import Signal
+
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", private_bus.address)
+    monkeypatch.setattr(dbus_service, "MAX_UNSENT_SIGNALS", 500)
+    service = await dbus_service.DBusService.connect(_Target())
+    assert private_bus._proc is not None
+    daemon = private_bus._proc.pid
+    burst = Signal(None, "ClientNotFound", ("AB" * 32, "192.0.2.1"))
+    try:
+        os.kill(daemon, signal.SIGSTOP)
+        try:
+            for _ in range(5000):  # ~1.5 MB: far more than the socket buffer holds
+                service.signal(burst)
+            await asyncio.sleep(0.5)
+        finally:
+            os.kill(daemon, signal.SIGCONT)
+        async with asyncio.timeout(30):
+            while service._unsent:  # noqa: ASYNC110 - dbus-fast's write futures, counted
+                await asyncio.sleep(0.05)
+        assert service._bus.connected
+        service.signal(burst)  # still usable after the burst
+        dropping = [r for r in caplog.records if "dropping signals" in r.getMessage()]
+        assert len(dropping) == 1
+        assert not any(r.exc_info for r in caplog.records)
+    finally:
+        await service.close()

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +75,13 @@ def _wait_until_listening(server: RunningServer, timeout: float) -> None:
     raise TimeoutError(f"server not listening after {timeout} s:\n{server.log_text()}")
 
 
+def _limit_files(limit: int) -> Callable[[], None]:
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+    return apply
+
+
 @contextlib.contextmanager
 def our_server(
     clients_conf: str,
@@ -85,11 +93,12 @@ def our_server(
     startup_timeout: float = 30,
     use_dbus: bool = False,
     env: Mapping[str, str] | None = None,
+    max_open_files: int | None = None,
 ) -> Iterator[RunningServer]:
     """Start our server in the foreground with ``clients_conf`` on a free loopback port.
 
     ``use_dbus`` drops ``--no-dbus``; ``env`` is added to the server's environment (such as a
-    private bus's ``DBUS_SYSTEM_BUS_ADDRESS``).
+    private bus's ``DBUS_SYSTEM_BUS_ADDRESS``); ``max_open_files`` is its ``ulimit -n``.
     """
     with tempfile.TemporaryDirectory(prefix="mandos-test-") as tmp:
         base = Path(tmp)
@@ -111,7 +120,13 @@ def our_server(
         ]  # fmt: skip
         full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
         with logfile.open("wb") as log:
-            process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=full_env)
+            process = subprocess.Popen(
+                argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=full_env,
+                preexec_fn=None if max_open_files is None else _limit_files(max_open_files),
+            )
         server = RunningServer(process, host, port, configdir, state, logfile)
         try:
             _wait_until_listening(server, startup_timeout)

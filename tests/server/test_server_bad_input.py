@@ -107,3 +107,22 @@ def test_x509_certificate_instead_of_a_raw_public_key(tls_key: TLSKey, tmp_path:
         server.wait_for_log("Handshake failed")
         assert fetch(server.host, server.port, tls_key) == SECRET
         assert "Sending secret to c1" in server.log_text()
+
+
+def test_idle_peers_past_ulimit_are_shed_and_logged_once(tls_key: TLSKey) -> None:
+    """ulimit -n 64 and 100 silent peers: the real client is served, the state is saved, and
+    one line tells of it (never "Too many open files" ten times a second)."""
+    conf = client_section("c1", tls_key, SECRET)
+    with (
+        our_server(conf, extra_args=["--handshake-timeout=PT60S"], max_open_files=64) as server,
+        contextlib.ExitStack() as idle,
+    ):
+        for _ in range(100):
+            idle.enter_context(_raw_connection(server))
+        time.sleep(1)
+        assert fetch(server.host, server.port, tls_key) == SECRET
+        time.sleep(2)  # the save after the request (at most one a second)
+        assert len(_log_lines_with(server, "shedding the oldest connections")) == 1
+        assert _log_lines_with(server, "Too many open files") == []
+        assert _log_lines_with(server, "cannot write state") == []
+        assert server.process.poll() is None

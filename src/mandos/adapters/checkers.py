@@ -16,6 +16,9 @@ import signal
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+from mandos.adapters.tasks import TaskOwner
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +30,7 @@ KILL_GRACE_SECONDS = 2.0
 @dataclass
 class _Running:
     process: asyncio.subprocess.Process
-    waiter: asyncio.Task[None]
+    waiter: asyncio.Task[Any]
 
 
 class CheckerRunner:
@@ -37,7 +40,8 @@ class CheckerRunner:
         self._on_exit = on_exit
         self._debug = debug
         self._running: dict[str, _Running] = {}
-        self._reapers: set[asyncio.Task[None]] = set()
+        self._waiters = TaskOwner("waiting for a checker")
+        self._reapers = TaskOwner("killing a checker")
 
     def is_running(self, name: str) -> bool:
         """Whether a checker of client ``name`` is running."""
@@ -64,8 +68,7 @@ class CheckerRunner:
             log.warning("Could not start checker for %s: %s", name, exc.strerror)
             self._on_exit(name, None, None)
             return
-        waiter = asyncio.get_running_loop().create_task(self._wait(name, process))
-        self._running[name] = _Running(process, waiter)
+        self._running[name] = _Running(process, self._waiters.start(self._wait(name, process)))
 
     async def _wait(self, name: str, process: asyncio.subprocess.Process) -> None:
         status = await process.wait()
@@ -84,16 +87,14 @@ class CheckerRunner:
         if running is None:
             return
         running.waiter.cancel()
-        task = asyncio.get_running_loop().create_task(_kill_group(running.process))
-        self._reapers.add(task)
-        task.add_done_callback(self._reapers.discard)
+        self._reapers.start(_kill_group(running.process))
 
     async def aclose(self) -> None:
         """Kill every checker and wait until all are reaped."""
         for name in list(self._running):
             self.stop(name)
-        if self._reapers:
-            await asyncio.gather(*self._reapers, return_exceptions=True)
+        await self._waiters.aclose()
+        await self._reapers.join()
 
 
 async def _kill_group(process: asyncio.subprocess.Process) -> None:
@@ -102,7 +103,8 @@ async def _kill_group(process: asyncio.subprocess.Process) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGTERM)
     try:
-        await asyncio.wait_for(process.wait(), KILL_GRACE_SECONDS)
+        async with asyncio.timeout(KILL_GRACE_SECONDS):
+            await process.wait()
     except TimeoutError:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGKILL)

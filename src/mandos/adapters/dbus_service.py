@@ -14,14 +14,22 @@ Rules of this module:
    not listen, and has no annotations. Other calls (``org.freedesktop.DBus.Peer``) fall through.
 4. dbus-fast errors are translated here only: connecting or claiming a name fails with
    :class:`BusError`; a bad call gets a D-Bus error reply and changes nothing.
+5. The bus never takes the server down, and is never given up. dbus-fast (5.x) takes a full
+   socket (``BlockingIOError`` from ``send``) for a dead connection and disconnects: its socket
+   is wrapped so that a full buffer means "wait until writable" (:class:`_PatientSocket`).
+   Signals not yet written are bounded (``MAX_UNSENT_SIGNALS``); beyond that they are dropped,
+   with one log line per episode, so a stopped bus daemon cannot eat the server's memory.
+   A lost connection is re-established by :meth:`DBusService.supervise`, names re-claimed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import Callable, Coroutine
+import socket
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -38,6 +46,7 @@ from dbus_fast.aio import MessageBus
 from dbus_fast.errors import DBusError, DBusFastError
 
 from mandos.adapters import dbus_api as api
+from mandos.adapters.tasks import TaskOwner
 from mandos.core.effects import Effect, PropertiesChanged, Signal
 from mandos.core.errors import BusError, ConfigError, LocalProtocolError
 from mandos.core.registry import Registry
@@ -53,6 +62,11 @@ INVALID_ARGS = "org.freedesktop.DBus.Error.InvalidArgs"
 #: The reference raises KeyError in RemoveClient; dbus-python names that error so.
 KEY_ERROR = "org.freedesktop.DBus.Python.KeyError"
 _PEER = "org.freedesktop.DBus.Peer"
+
+#: Signals handed to dbus-fast and not yet written before new ones are dropped.
+MAX_UNSENT_SIGNALS = 10_000
+FIRST_RECONNECT_SECONDS = 0.5
+MAX_RECONNECT_SECONDS = 30.0
 
 Command = Callable[[Registry, datetime], list[Effect]]
 
@@ -70,6 +84,50 @@ class CommandTarget(Protocol):
         """Carry out ``effects`` (checkers, signals, state saving)."""
 
 
+class _PatientSocket:
+    """The bus socket as dbus-fast's writer sees it: a full buffer sends nothing, no error.
+
+    dbus-fast then keeps the rest of the message and waits until the socket is writable,
+    exactly as it does after a short write.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    def send(self, data: Any) -> int:
+        try:
+            return self._sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            return 0
+
+    def sendmsg(self, buffers: Any, ancdata: Any) -> int:
+        try:
+            return self._sock.sendmsg(buffers, ancdata)
+        except (BlockingIOError, InterruptedError):
+            return 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+def _make_patient(bus: MessageBus) -> None:
+    writer = getattr(bus, "_writer", None)
+    sock = getattr(writer, "sock", None)
+    if isinstance(sock, socket.socket):
+        writer.sock = _PatientSocket(sock)  # type: ignore[union-attr]
+    else:  # another dbus-fast: a burst may then cost the connection, and supervise() restores it
+        log.debug("dbus-fast internals changed; bus socket left as it is")
+
+
+async def _connect_system_bus() -> MessageBus:
+    try:
+        bus = await MessageBus(bus_type=BusType.SYSTEM).connect()
+    except (OSError, DBusFastError, EOFError) as exc:
+        raise BusError(f"cannot connect to the system bus: {exc}") from exc
+    _make_patient(bus)
+    return bus
+
+
 class DBusService:
     """Owns the bus names and answers for ``/`` and the client objects ``/clients/<name>``."""
 
@@ -78,17 +136,16 @@ class DBusService:
         self._bus = bus
         self._paths: dict[str, str] = {}  # exported object path -> client name
         self._names: dict[str, str] = {}  # client name -> exported object path
-        self._replies: set[asyncio.Task[None]] = set()
+        self._replies = TaskOwner("answering a D-Bus call")
+        self._unsent = 0
+        self._dropping = False
+        self._closing = False
         bus.add_message_handler(self._handle)
 
     @classmethod
     async def connect(cls, server: CommandTarget) -> DBusService:
         """Connect to the system bus and own both bus names, or raise :class:`BusError`."""
-        try:
-            bus = await MessageBus(bus_type=BusType.SYSTEM).connect()
-        except (OSError, DBusFastError, EOFError) as exc:
-            raise BusError(f"cannot connect to the system bus: {exc}") from exc
-        service = cls(server, bus)
+        service = cls(server, await _connect_system_bus())
         try:
             await service._claim_names()
         except BaseException:
@@ -100,17 +157,52 @@ class DBusService:
         for name in api.BUS_NAMES:
             try:
                 reply = await self._bus.request_name(name, NameFlag.DO_NOT_QUEUE)
-            except (OSError, DBusFastError) as exc:
+            except (OSError, DBusFastError, EOFError) as exc:
                 raise BusError(f"cannot own the bus name {name}: {exc}") from exc
             if reply not in (RequestNameReply.PRIMARY_OWNER, RequestNameReply.ALREADY_OWNER):
                 raise BusError(f"the bus name {name} is taken")
 
+    async def supervise(self) -> None:
+        """Run until cancelled: whenever the connection is lost, connect again and re-claim."""
+        while True:
+            try:
+                await self._bus.wait_for_disconnect()  # type: ignore[no-untyped-call]
+                reason = "disconnected"
+            except Exception as exc:  # the error that ended the connection
+                reason = str(exc) or exc.__class__.__name__
+            if self._closing:
+                return
+            log.warning("Lost the D-Bus connection (%s); reconnecting", reason)
+            await self._reconnect()
+            log.warning("D-Bus connection re-established")
+
+    async def _reconnect(self) -> None:
+        """Connect again, with growing pauses, until both names are ours again."""
+        self._bus.remove_message_handler(self._handle)
+        delay = FIRST_RECONNECT_SECONDS
+        while True:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_RECONNECT_SECONDS)
+            try:
+                bus = await _connect_system_bus()
+            except BusError as exc:
+                log.debug("Reconnecting to D-Bus: %s", exc)
+                continue
+            self._bus, self._unsent = bus, 0
+            bus.add_message_handler(self._handle)
+            try:
+                await self._claim_names()
+            except BusError as exc:
+                log.debug("Reconnecting to D-Bus: %s", exc)
+                bus.remove_message_handler(self._handle)
+                bus.disconnect()
+                continue
+            return
+
     async def close(self) -> None:
-        """Finish pending replies, then release the names by disconnecting."""
-        for task in list(self._replies):
-            task.cancel()
-        if self._replies:
-            await asyncio.gather(*self._replies, return_exceptions=True)
+        """Cancel pending replies, then release the names by disconnecting."""
+        self._closing = True
+        await self._replies.aclose()
         self._bus.remove_message_handler(self._handle)
         self._bus.disconnect()
         with contextlib.suppress(Exception):
@@ -199,10 +291,28 @@ class DBusService:
             self._emit("/", iface, member, signature, body)
 
     def _emit(self, path: str, iface: str, member: str, signature: str, body: list[Any]) -> None:
+        """Hand one signal to dbus-fast, unless the bus is gone or too far behind."""
+        if not self._bus.connected:
+            return  # supervise() reconnects; GetManagedObjects then tells the whole truth
+        if self._unsent >= MAX_UNSENT_SIGNALS:
+            if not self._dropping:
+                log.warning("D-Bus is not reading; dropping signals until it catches up")
+            self._dropping = True
+            return
+        self._dropping = False
         try:
-            self._bus.send(Message.new_signal(path, iface, member, signature, body))
-        except Exception:  # a lost bus must never take the server down
-            log.exception("Cannot emit D-Bus signal %s.%s", iface, member)
+            sent = self._bus.send(Message.new_signal(path, iface, member, signature, body))
+        except Exception as exc:  # a lost bus must never take the server down
+            log.warning("Cannot emit D-Bus signal %s.%s: %s", iface, member, exc)
+            return
+        self._unsent += 1
+        sent.add_done_callback(functools.partial(self._written, self._bus))
+
+    def _written(self, bus: MessageBus, sent: asyncio.Future[None]) -> None:
+        if bus is self._bus:  # not a connection lost before (its count started afresh)
+            self._unsent -= 1
+        if not sent.cancelled():
+            sent.exception()  # retrieved: a lost connection is supervise()'s business
 
     # -- values -------------------------------------------------------------------------------
 
@@ -329,7 +439,7 @@ class DBusService:
             effects = command(self._registry(), self._server.now())
         except LocalProtocolError as exc:
             raise DBusError(INVALID_ARGS, str(exc)) from None
-        self._own(self._finish(msg, effects))
+        self._replies.start(self._finish(msg, effects))
         return True
 
     async def _finish(self, msg: Message, effects: list[Effect]) -> None:
@@ -339,11 +449,6 @@ class DBusService:
             if not msg.flags & MessageFlag.NO_REPLY_EXPECTED:
                 with contextlib.suppress(Exception):
                     self._bus.send(Message.new_method_return(msg))
-
-    def _own(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        self._replies.add(task)
-        task.add_done_callback(self._replies.discard)
 
 
 def _is(msg: Message, iface: str, member: str, signature: str) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import logging
+import os
 import socket
 
 from mandos.core.config import ServerConfig
@@ -39,9 +40,7 @@ def _family_and_address(config: ServerConfig) -> tuple[socket.AddressFamily, str
 def open_listening_socket(config: ServerConfig) -> socket.socket:
     """A non-blocking listening socket as ``config`` asks, or the inherited ``--socket`` fd."""
     if config.socket is not None:
-        sock = socket.socket(fileno=config.socket)
-        sock.setblocking(False)
-        return sock
+        return inherited_listener(config.socket)
     family, address = _family_and_address(config)
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -72,6 +71,28 @@ def open_listening_socket(config: ServerConfig) -> socket.socket:
     except BaseException:
         sock.close()
         raise
+    sock.setblocking(False)
+    return sock
+
+
+def inherited_listener(fd: int) -> socket.socket:
+    """The TCP listening socket on inherited descriptor ``fd``, made non-blocking.
+
+    Raises:
+        ConfigError: ``fd`` is not open, not a socket, or not a TCP (IPv4/IPv6 stream) socket.
+    """
+    try:
+        os.fstat(fd)
+    except OSError as exc:
+        raise ConfigError(f"socket: descriptor {fd} is not open") from exc
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError as exc:
+        problem = "not a socket" if exc.errno == errno.ENOTSOCK else exc.strerror or str(exc)
+        raise ConfigError(f"socket: descriptor {fd} is {problem}") from exc
+    if sock.family not in (socket.AF_INET, socket.AF_INET6) or sock.type != socket.SOCK_STREAM:
+        sock.detach()  # not ours to close: the descriptor stays as it was inherited
+        raise ConfigError(f"socket: descriptor {fd} is not a TCP socket")
     sock.setblocking(False)
     return sock
 

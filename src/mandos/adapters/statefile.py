@@ -3,7 +3,11 @@
 The write is crash-safe: a temporary file in the same directory, ``fsync``, ``rename`` over the
 old file, then ``fsync`` of the directory, so a ``kill -9`` at any moment leaves either the old or
 the new file, never a torn one. A file that cannot be parsed is renamed aside
-(``clients.json.bad-<UTC time>``) and reported, never silently discarded.
+(``clients.json.bad-<UTC time>``) and reported, never silently discarded; so is a file that is
+not a regular file (a FIFO would block the start for ever, ``/dev/zero`` would never end), one
+larger than ``MAX_STATE_BYTES``, and one the core finds to be of the wrong shape (:func:`reject`).
+Temporary files left by a ``kill -9`` during a save are removed at start-up
+(:func:`remove_stale_temp_files`).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +26,10 @@ from mandos.core.errors import StateFileError
 log = logging.getLogger(__name__)
 
 STATE_FILE_NAME = "clients.json"
+#: A client's record takes about 700 bytes: this allows some 90,000 clients.
+MAX_STATE_BYTES = 64 * 1024 * 1024
+_TEMP_PREFIX = ".clients-"
+_TEMP_SUFFIX = ".tmp"
 
 
 def state_path(statedir: str | os.PathLike[str]) -> Path:
@@ -33,7 +42,7 @@ def save(path: Path, data: dict[str, Any]) -> None:
     # Compact: the C encoder (indent= would force the pure-Python one, 10x slower).
     text = json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".clients-", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=_TEMP_PREFIX, suffix=_TEMP_SUFFIX, dir=path.parent)
     except OSError as exc:
         raise StateFileError(f"cannot write state in {path.parent}: {exc.strerror}") from exc
     try:
@@ -53,29 +62,81 @@ def save(path: Path, data: dict[str, Any]) -> None:
         raise StateFileError(f"cannot write state file {path}: {exc.strerror}") from exc
 
 
+def remove_stale_temp_files(statedir: str | os.PathLike[str]) -> int:
+    """Remove the temporary files of saves that never finished (kill -9); how many went."""
+    removed = 0
+    for tmp in Path(statedir).glob(f"{_TEMP_PREFIX}*{_TEMP_SUFFIX}"):
+        try:
+            if tmp.is_symlink() or not tmp.is_file():
+                continue
+            tmp.unlink()
+        except OSError as exc:
+            log.warning("Cannot remove stale temporary file %s: %s", tmp, exc.strerror)
+        else:
+            removed += 1
+    return removed
+
+
 def load(path: Path) -> dict[str, Any] | None:
     """Read the state file; None if there is none.
 
     Raises:
-        StateFileError: the file is unreadable or not a JSON object. A file with bad content
-            has been renamed aside by then; the message says where.
+        StateFileError: the file is unreadable, not a regular file, too large, or not a JSON
+            object. A file with bad content has been renamed aside by then; the message says
+            where.
     """
+    raw = _read_bounded(path)
+    if raw is None:
+        return None
     try:
-        raw = path.read_bytes()
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise reject(path, f"is corrupt (not JSON: {exc.__class__.__name__})") from None
+    if not isinstance(data, dict):
+        raise reject(path, "is corrupt (not a JSON object)")
+    return data
+
+
+def _read_bounded(path: Path) -> bytes | None:
+    """The file's bytes, or None if missing; refuses (sets aside) what cannot be a state file."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags)
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise StateFileError(f"cannot read state file {path}: {exc.strerror}") from exc
+    with os.fdopen(fd, "rb") as f:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise reject(path, f"is not a regular file ({_kind(mode)})")
+        try:
+            raw = f.read(MAX_STATE_BYTES + 1)
+        except OSError as exc:
+            raise StateFileError(f"cannot read state file {path}: {exc.strerror}") from exc
+    if len(raw) > MAX_STATE_BYTES:
+        raise reject(path, f"is larger than {MAX_STATE_BYTES} bytes")
+    return raw
+
+
+def _kind(mode: int) -> str:
+    kinds = {
+        stat.S_ISFIFO: "a FIFO",
+        stat.S_ISCHR: "a character device",
+        stat.S_ISBLK: "a block device",
+        stat.S_ISSOCK: "a socket",
+        stat.S_ISDIR: "a directory",
+    }
+    return next((kind for test, kind in kinds.items() if test(mode)), "not a file")
+
+
+def reject(path: Path, problem: str) -> StateFileError:
+    """Set ``path`` aside and return the error that says so (``problem`` follows the path)."""
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        problem = f"not JSON: {exc.__class__.__name__}"
-    else:
-        if isinstance(data, dict):
-            return data
-        problem = "not a JSON object"
-    aside = set_aside(path)
-    raise StateFileError(f"state file {path} is corrupt ({problem}); moved to {aside}")
+        aside = set_aside(path)
+    except OSError as exc:
+        return StateFileError(f"state file {path} {problem}; cannot move it aside: {exc.strerror}")
+    return StateFileError(f"state file {path} {problem}; moved to {aside}")
 
 
 def set_aside(path: Path) -> Path:

@@ -13,9 +13,8 @@ import logging
 import random
 import signal
 import socket
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 from mandos.adapters import statefile
 from mandos.adapters.checkers import CheckerRunner
@@ -25,6 +24,7 @@ from mandos.core.config import ClientConfig, ServerConfig
 from mandos.core.effects import Effect
 from mandos.core.errors import BusError, MandosError, StateFileError
 from mandos.core.registry import Registry
+from mandos.server.accept import AcceptLoop
 from mandos.server.connection import ConnectionHandler
 from mandos.server.effects import BusService, EffectRunner
 from mandos.server.notify import sd_notify
@@ -79,17 +79,7 @@ class MandosServer:
 
     async def run(self, on_ready: Callable[[int], None] | None = None) -> None:
         """Serve until SIGTERM/SIGINT (or :meth:`stop`); saves the state on the way out."""
-        clients = self._initial_clients
-        if clients is None:
-            clients = self._load_clients()
-        self._initial_clients = None
-        if not clients:
-            log.warning("No clients defined")
-        now = self._now()
-        registry = self.registry = Registry(clients, now, self._rng)
-        initial: list[Effect] = list(registry.announce())
-        if self.config.restore:
-            initial.extend(self._restore(registry, now))
+        registry, initial = self._start_registry()
         listener = open_listening_socket(self.config)
         self.port = listening_port(listener)
         log.info("Listening on port %d", self.port)
@@ -99,21 +89,7 @@ class MandosServer:
         try:
             await self.effects.apply(initial)
             self._save_wanted.set()
-            async with asyncio.TaskGroup() as tg:
-                tasks = [
-                    tg.create_task(self._accept_loop(listener, registry)),
-                    tg.create_task(self._scheduler(registry)),
-                    tg.create_task(self._saver(registry)),
-                ]
-                if self.config.zeroconf:
-                    tasks.append(tg.create_task(self._announce()))
-                sd_notify("READY=1\nSTATUS=Serving")
-                if on_ready is not None:
-                    on_ready(self.port)
-                await self._stop.wait()
-                sd_notify("STOPPING=1")
-                for task in tasks:
-                    task.cancel()
+            await self._serve(listener, registry, bus, on_ready)
         finally:
             listener.close()
             if bus is not None:
@@ -122,6 +98,50 @@ class MandosServer:
                 loop.remove_signal_handler(sig)
             await self.checkers.aclose()
             self._save_now(registry)
+
+    def _start_registry(self) -> tuple[Registry, list[Effect]]:
+        """The registry of clients.conf's clients, with the saved state applied."""
+        clients = self._initial_clients
+        if clients is None:
+            clients = self._load_clients()
+        self._initial_clients = None
+        if not clients:
+            log.warning("No clients defined")
+        now = self._now()
+        registry = self.registry = Registry(clients, now, self._rng)
+        if removed := statefile.remove_stale_temp_files(self.config.statedir):
+            log.info("Removed %d temporary files of unfinished state saves", removed)
+        initial: list[Effect] = list(registry.announce())
+        if self.config.restore:
+            initial.extend(self._restore(registry, now))
+        return registry, initial
+
+    async def _serve(
+        self,
+        listener: socket.socket,
+        registry: Registry,
+        bus: BusService | None,
+        on_ready: Callable[[int], None] | None,
+    ) -> None:
+        """Run every task of the running server until :meth:`stop`, then end them all."""
+        assert self.port is not None
+        async with asyncio.TaskGroup() as tg:
+            tasks = [
+                tg.create_task(self._accept_loop(listener, registry)),
+                tg.create_task(self._scheduler(registry)),
+                tg.create_task(self._saver(registry)),
+            ]
+            if self.config.zeroconf:
+                tasks.append(tg.create_task(self._announce()))
+            if bus is not None:
+                tasks.append(tg.create_task(bus.supervise()))
+            sd_notify("READY=1\nSTATUS=Serving")
+            if on_ready is not None:
+                on_ready(self.port)
+            await self._stop.wait()
+            sd_notify("STOPPING=1")
+            for task in tasks:
+                task.cancel()
 
     def now(self) -> datetime:
         """The current time, as the core sees it."""
@@ -159,7 +179,6 @@ class MandosServer:
     # -- tasks --------------------------------------------------------------------------------
 
     async def _accept_loop(self, listener: socket.socket, registry: Registry) -> None:
-        loop = asyncio.get_running_loop()
         handler = ConnectionHandler(
             registry,
             self.effects,
@@ -167,24 +186,7 @@ class MandosServer:
             handshake_timeout=self.config.handshake_timeout.total_seconds(),
             now=self._now,
         )
-        connections: set[asyncio.Task[None]] = set()
-        try:
-            while True:
-                try:
-                    conn, address = await loop.sock_accept(listener)
-                except OSError as exc:
-                    log.warning("accept() failed: %s", exc.strerror or exc)
-                    await asyncio.sleep(0.1)
-                    continue
-                conn.setblocking(False)
-                task = loop.create_task(_guarded(handler.serve(conn, str(address[0]))))
-                connections.add(task)
-                task.add_done_callback(connections.discard)
-        finally:
-            for task in connections:
-                task.cancel()
-            if connections:
-                await asyncio.gather(*connections, return_exceptions=True)
+        await AcceptLoop(listener, handler).run()
 
     async def _scheduler(self, registry: Registry) -> None:
         while True:
@@ -204,8 +206,11 @@ class MandosServer:
             delay = MAX_SLEEP_SECONDS
             if deadline is not None:
                 delay = min(delay, max(0.0, (deadline - self._now()).total_seconds()))
+            # A scope, never asyncio.wait_for: in Python 3.11 wait_for swallows a cancellation
+            # that arrives in the step its inner wait completes (gh-86296), and SIGTERM was lost.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
                 # Woken by a change: let a burst of changes gather, so that a storm of
                 # connections costs one tick, not one each (tick is O(clients)).
                 await asyncio.sleep(TICK_BATCH_SECONDS)
@@ -249,11 +254,16 @@ class MandosServer:
         return list(registry.reload(clients, self._now()))
 
     def _restore(self, registry: Registry, now: datetime) -> list[Effect]:
+        """Apply the saved state; a file of the wrong shape is set aside like a corrupt one."""
         try:
             data = statefile.load(self._state_path)
             if data is None:
                 return []
-            return list(state_model.restore_into(registry, data, now))
+            try:
+                return list(state_model.restore_into(registry, data, now))
+            except StateFileError as exc:
+                problem = str(exc).removeprefix("state file: ")
+                raise statefile.reject(self._state_path, f"is unusable ({problem})") from None
         except StateFileError as exc:
             log.error("%s", exc)
             return []
@@ -263,13 +273,3 @@ class MandosServer:
             statefile.save(self._state_path, state_model.dump(registry))
         except StateFileError as exc:
             log.error("%s", exc)
-
-
-async def _guarded(work: Coroutine[Any, Any, None]) -> None:
-    """Run one connection; a bug in it is logged, never fatal to the server."""
-    try:
-        await work
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        log.exception("Internal error while serving a connection")

@@ -13,6 +13,7 @@ import argparse
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Final
 
 from mandos import __version__
@@ -187,9 +188,12 @@ def validate_server_config(config: ServerConfig) -> None:
 
     Raises:
         UsageError: Zeroconf is off, and neither a port nor a socket says where to listen.
+        ConfigError: the handshake timeout is zero (no client could ever finish).
     """
     if not config.zeroconf and config.port is None and config.socket is None:
         raise UsageError("Needs port or socket to work without Zeroconf")
+    if config.handshake_timeout <= timedelta(0):
+        raise ConfigError("handshake_timeout: must be longer than zero")
 
 
 def load_server_config(

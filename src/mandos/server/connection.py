@@ -3,6 +3,10 @@
 Bounds that the reference lacks (REFERENCE A19.10): the version line and the TLS handshake must
 finish within ``handshake_timeout``; reads are bounded; while a client waits for approval, the
 wait ends as soon as the peer goes away; sending the secret and saying goodbye are bounded too.
+
+Each phase logs its own failures, so a line says where the exchange broke: before the
+handshake ended ("Handshake failed", "timed out before the handshake finished"), or while the
+secret was being sent ("did not read its secret", "Sending the secret to ... failed").
 """
 
 from __future__ import annotations
@@ -13,13 +17,13 @@ import logging
 import socket
 from collections.abc import Callable
 from datetime import datetime
-from typing import assert_never
+from typing import Any, assert_never
 
 from mandos.adapters.gnutls.session import Session
 from mandos.adapters.tls_stream import TLSStream
 from mandos.core.errors import MandosError, RemoteProtocolError, TLSError
 from mandos.core.handshake import NEED_DATA, VersionLine, VersionOK
-from mandos.core.registry import AwaitApproval, Refuse, Registry, SendSecret
+from mandos.core.registry import AwaitApproval, Refuse, Registry, RequestHandle, SendSecret
 from mandos.core.values import KeyId
 from mandos.server.effects import EffectRunner
 
@@ -28,6 +32,17 @@ log = logging.getLogger(__name__)
 MAX_VERSION_READ = 64
 SEND_TIMEOUT_SECONDS = 30.0
 BYE_TIMEOUT_SECONDS = 5.0
+
+
+def peer_name(address: Any) -> str:
+    """The peer's address as logged: ``fe80::2%eth0`` for a link-local IPv6 peer."""
+    host = str(address[0])
+    if len(address) == 4 and address[3] and "%" not in host:
+        try:
+            return f"{host}%{socket.if_indextoname(address[3])}"
+        except OSError:
+            return f"{host}%{address[3]}"
+    return host
 
 
 class ConnectionHandler:
@@ -41,25 +56,49 @@ class ConnectionHandler:
         priority: str,
         handshake_timeout: float,
         now: Callable[[], datetime],
+        send_timeout: float = SEND_TIMEOUT_SECONDS,
     ) -> None:
         self._registry = registry
         self._effects = effects
         self._priority = priority
         self._handshake_timeout = handshake_timeout
+        self._send_timeout = send_timeout
         self._now = now
 
-    async def serve(self, sock: socket.socket, peer: str) -> None:
-        """Run the whole exchange on ``sock`` and close it; log one line for any failure."""
+    async def serve(
+        self, sock: socket.socket, peer: str, on_handshake: Callable[[], None] = lambda: None
+    ) -> None:
+        """Run the whole exchange on ``sock`` and close it; log one line for any failure.
+
+        ``sock`` is a connected, non-blocking stream socket; for TCP the caller has set
+        TCP_NODELAY (tls_stream's rule 4).
+
+        ``on_handshake`` is called once the TLS handshake is done (the connection is no
+        longer one that may be shed when descriptors run out).
+        """
         stream: TLSStream | None = None
         try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            stream, key_id = await self._handshake(sock, peer)
+            if stream is None or key_id is None:
+                return
+            on_handshake()
+            await self._serve_request(stream, key_id, peer)
+        finally:
+            if stream is not None:
+                stream.close()
+            sock.close()
+
+    async def _handshake(
+        self, sock: socket.socket, peer: str
+    ) -> tuple[TLSStream | None, KeyId | None]:
+        """Version line and TLS handshake within the time limit; the peer's key ID if done."""
+        stream: TLSStream | None = None
+        try:
             async with asyncio.timeout(self._handshake_timeout):
                 await self._read_version_line(sock)
-                session = Session.mandos_server(sock.fileno(), self._priority)
-                stream = TLSStream(session, sock)
+                stream = TLSStream(Session.mandos_server(sock.fileno(), self._priority), sock)
                 await stream.handshake()
-                key_id = session.peer_key_id()
-            await self._serve_request(stream, session, key_id, peer)
+                return stream, stream.peer_key_id()
         except TimeoutError:
             log.info("Connection from %s timed out before the handshake finished", peer)
         except RemoteProtocolError as exc:
@@ -70,71 +109,88 @@ class ConnectionHandler:
             log.warning("Connection from %s failed: %s", peer, exc)
         except OSError as exc:
             log.info("Connection from %s lost: %s", peer, exc.strerror or exc)
-        finally:
-            if stream is not None:
-                stream.close()
-            sock.close()
+        return stream, None
 
     async def _read_version_line(self, sock: socket.socket) -> None:
+        """Feed the core's parser until it accepts the line (it judges an early close too)."""
         loop = asyncio.get_running_loop()
         parser = VersionLine()
-        while True:
-            event = parser.next_event()
-            if isinstance(event, VersionOK):
-                return
-            assert event is NEED_DATA
-            chunk = await loop.sock_recv(sock, MAX_VERSION_READ)
-            if not chunk:
-                raise RemoteProtocolError("Connection closed before the protocol version line")
-            parser.receive_data(chunk)
+        while parser.next_event() is NEED_DATA:
+            parser.receive_data(await loop.sock_recv(sock, MAX_VERSION_READ))
+        assert isinstance(parser.next_event(), VersionOK)
 
-    async def _serve_request(
-        self, stream: TLSStream, session: Session, key_id: KeyId, peer: str
-    ) -> None:
+    async def _serve_request(self, stream: TLSStream, key_id: KeyId, peer: str) -> None:
+        """Ask the registry, wait for approval if told to, send the secret or refuse."""
         handle, decision, effects = self._registry.begin_request(key_id, peer, self._now())
         await self._effects.apply(effects)
-        sent = False
-        try:
-            while True:
-                match decision:
-                    case SendSecret(name=name, secret=secret):
-                        async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
-                            await stream.sendall(secret.reveal())
-                        sent = True
-                        break
-                    case AwaitApproval(name=name, until=until):
-                        gone = await self._wait_for_approval(stream, session, name, until)
-                        if gone:
-                            log.info("Client %s went away while waiting for approval", name)
-                            return
-                    case Refuse():
-                        break
-                    case _:
-                        assert_never(decision)
-                assert handle is not None
-                decision, effects = self._registry.poll_request(handle, self._now())
-                await self._effects.apply(effects)
-        finally:
-            if handle is not None:
+        sent, say_bye = False, True
+        if handle is not None:
+            try:
+                sent, say_bye = await self._follow(stream, handle, decision, peer)
+            finally:
                 await self._effects.apply(self._registry.end_request(handle, self._now(), sent))
+        if say_bye:
+            await self._bye(stream)
+
+    async def _follow(
+        self,
+        stream: TLSStream,
+        handle: RequestHandle,
+        decision: SendSecret | AwaitApproval | Refuse,
+        peer: str,
+    ) -> tuple[bool, bool]:
+        """Act on decisions until one is final: (secret sent, peer still there for a bye)."""
+        while True:
+            match decision:
+                case SendSecret(name=name, secret=secret):
+                    sent = await self._send_secret(stream, name, secret.reveal(), peer)
+                    return sent, sent
+                case AwaitApproval(name=name, until=until):
+                    if await self._wait_for_approval(stream, name, until):
+                        log.info("Client %s went away while waiting for approval", name)
+                        return False, False
+                case Refuse():
+                    return False, True
+                case _:
+                    assert_never(decision)
+            decision, effects = self._registry.poll_request(handle, self._now())
+            await self._effects.apply(effects)
+
+    async def _send_secret(self, stream: TLSStream, name: str, data: bytes, peer: str) -> bool:
+        """Send within the send limit; a failure is logged as one, never as a handshake."""
+        try:
+            async with asyncio.timeout(self._send_timeout):
+                await stream.sendall(data)
+        except TimeoutError:
+            log.warning(
+                "Client %s (%s) did not read its secret within %g s; dropped",
+                name, peer, self._send_timeout,
+            )  # fmt: skip
+        except (TLSError, OSError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else exc
+            log.warning("Sending the secret to %s (%s) failed: %s", name, peer, reason)
+        else:
+            return True
+        return False
+
+    async def _bye(self, stream: TLSStream) -> None:
         with contextlib.suppress(TimeoutError, TLSError, OSError):
             async with asyncio.timeout(BYE_TIMEOUT_SECONDS):
                 await stream.bye()
 
-    async def _wait_for_approval(
-        self, stream: TLSStream, session: Session, name: str, until: datetime
-    ) -> bool:
+    async def _wait_for_approval(self, stream: TLSStream, name: str, until: datetime) -> bool:
         """Wait until woken, until ``until``, or until the peer closes; True if it closed."""
         wake = self._effects.approval_event(name)
-        delay = max(0.0, (until - self._now()).total_seconds())
-        peer_gone = asyncio.ensure_future(stream.wait_peer_closed())
-        woken = asyncio.ensure_future(wake.wait())
-        try:
-            done, _ = await asyncio.wait(
-                {peer_gone, woken}, timeout=delay, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            for task in (peer_gone, woken):
-                task.cancel()
-            await asyncio.gather(peer_gone, woken, return_exceptions=True)
-        return peer_gone in done and not peer_gone.cancelled() and peer_gone.exception() is None
+        loop = asyncio.get_running_loop()
+        # The core's deadline is wall-clock time; the loop's clock is monotonic.
+        deadline = loop.time() + max(0.0, (until - self._now()).total_seconds())
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(deadline), asyncio.TaskGroup() as tg:
+                peer_gone = tg.create_task(stream.wait_peer_closed())
+                woken = tg.create_task(wake.wait())
+                await asyncio.wait((peer_gone, woken), return_when=asyncio.FIRST_COMPLETED)
+                gone = peer_gone.done()
+                woken.cancel()
+                peer_gone.cancel()
+            return gone
+        return False

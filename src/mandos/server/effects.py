@@ -39,6 +39,9 @@ class EventSink(Protocol):
 class BusService(EventSink, Protocol):
     """An event sink with a connection to close (the D-Bus adapter)."""
 
+    async def supervise(self) -> None:
+        """Keep the connection: reconnect (and re-claim the names) whenever it is lost."""
+
     async def close(self) -> None:
         """Release the bus names and disconnect."""
 

@@ -19,9 +19,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from mandos.adapters.gnutls.session import check_priority
 from mandos.core.config import DEFAULT_CONFIGDIR, ClientConfig, ServerConfig
 from mandos.core.config_files import parse_clients_conf
-from mandos.core.errors import ConfigError, MandosError
+from mandos.core.errors import EX_OSERR, ConfigError, MandosError, StateFileError, TLSError
 from mandos.server.app import MandosServer
 from mandos.server.args import load_server_config, parse_server_args, validate_server_config
 from mandos.server.logsetup import configure_logging
@@ -68,27 +69,81 @@ def load_config(argv: Sequence[str] | None) -> ServerConfig:
     conf_text = _read_text(Path(configdir) / "mandos.conf", required=False)
     config = load_server_config(conf_text, args)
     validate_server_config(config)
+    try:
+        check_priority(config.priority)
+    except TLSError as exc:
+        raise ConfigError(f"priority: {exc}") from exc
     return config
 
 
-def drop_privileges() -> None:
-    """When root, become the ``_mandos`` (or ``mandos``) user if one exists; else stay."""
+def unprivileged_user() -> pwd.struct_passwd | None:
+    """The user a root server drops to (``_mandos``, else ``mandos``); None if it stays."""
     if os.getuid() != 0:
-        return
+        return None
     for name in PRIVILEGED_USERS:
-        try:
-            user = pwd.getpwnam(name)
-        except KeyError:
-            continue
-        try:
-            os.setgroups([])
-            os.setgid(user.pw_gid)
-            os.setuid(user.pw_uid)
-        except PermissionError:
-            log.warning("Failed to change to user %s", name)
-        else:
-            log.debug("Running as %s (%s)", name, grp.getgrgid(user.pw_gid).gr_name)
+        with contextlib.suppress(KeyError):
+            return pwd.getpwnam(name)
+    return None
+
+
+def drop_privileges(user: pwd.struct_passwd | None) -> None:
+    """Become ``user`` (from :func:`unprivileged_user`); a refusal is logged, not fatal."""
+    if user is None:
         return
+    try:
+        _become(user)
+    except PermissionError:
+        log.warning("Failed to change to user %s", user.pw_name)
+    else:
+        log.debug("Running as %s (%s)", user.pw_name, grp.getgrgid(user.pw_gid).gr_name)
+
+
+def _become(user: pwd.struct_passwd) -> None:
+    os.setgroups([])
+    os.setgid(user.pw_gid)
+    os.setuid(user.pw_uid)
+
+
+def make_statedir(statedir: str, user: pwd.struct_passwd | None) -> None:
+    """Create a missing state directory (0700), owned by the user the server will run as."""
+    path = Path(statedir)
+    if path.is_dir():
+        return
+    try:
+        path.mkdir(mode=0o700, parents=True)
+        if user is not None:
+            os.chown(path, user.pw_uid, user.pw_gid)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise StateFileError(f"cannot create state directory {path}: {exc.strerror}") from exc
+
+
+def check_statedir(statedir: str, user: pwd.struct_passwd | None) -> None:
+    """Refuse to start when the user the server will run as could never save its state.
+
+    Checked before daemonising, so that the refusal reaches the terminal (or the journal).
+    """
+    if _writable_as(statedir, user):
+        return
+    who = f"user {user.pw_name}" if user is not None else "this user"
+    raise StateFileError(f"state directory {statedir} is not writable by {who}")
+
+
+def _writable_as(path: str, user: pwd.struct_passwd | None) -> bool:
+    if user is None:
+        return os.access(path, os.W_OK | os.X_OK)
+    pid = os.fork()
+    if pid == 0:  # the child becomes the user, looks, and answers with its exit status
+        code = 1
+        try:
+            _become(user)
+            code = 0 if os.access(path, os.W_OK | os.X_OK) else 1
+        except BaseException:  # noqa: S110 - the parent reads any failure as "no"
+            pass
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) == 0
 
 
 def daemonize() -> None:
@@ -127,7 +182,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(argv)
         configure_logging(config)
         clients = clients_loader(config.configdir)  # fail fast, before daemonising
-        Path(config.statedir).mkdir(mode=0o700, parents=True, exist_ok=True)
+        user = unprivileged_user()
+        make_statedir(config.statedir, user)
+        check_statedir(config.statedir, user)
         server = MandosServer(config, lambda: clients_loader(config.configdir), clients=clients)
         server.on_rename = lambda name: configure_logging(
             dataclasses.replace(config, servicename=name)
@@ -136,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not (config.foreground or config.debug):
             daemonize()
             pid_file = write_pid_file()
-        drop_privileges()
+        drop_privileges(user)
         try:
             asyncio.run(server.run())
         finally:
@@ -150,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except OSError as exc:
         print(f"mandos: {exc.strerror or exc}", file=sys.stderr)
-        return 71  # EX_OSERR
+        return EX_OSERR
     except _CheckOnly:
         return 0  # the reference's --check runs its self-tests; ours live in the test suite
     except KeyboardInterrupt:

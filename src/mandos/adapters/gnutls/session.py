@@ -297,3 +297,11 @@ class Session:
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def check_priority(priority: str) -> None:
+    """Raise TLSError unless GnuTLS accepts ``priority`` for the Mandos server's side.
+
+    Made for a check at start-up: a session is set up on no descriptor and freed at once.
+    """
+    Session.mandos_server(-1, priority).close()
