@@ -73,7 +73,7 @@ class MandosServer:
         self.registry: Registry | None = None
         self.port: int | None = None
         #: Called with the new Zeroconf name after a collision (main uses it for log lines).
-        self.on_rename: Callable[[str], None] = lambda name: None
+        self.on_rename: Callable[[str], None] = lambda _name: None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
