@@ -215,22 +215,26 @@ def _recipient_key_ids(pgp: Any, message: bytes) -> set[str]:
 
 
 def encrypt(
-    plaintext: bytes, pubkey_armored: bytes, *, seckey_armored: bytes | None = None
+    plaintext: bytes,
+    pubkey_armored: bytes,
+    *,
+    seckey_armored: bytes | None = None,
+    also_to: Sequence[bytes] = (),
 ) -> bytes:
-    """A binary OpenPGP message to the public key, signed by the secret key if given."""
+    """A binary OpenPGP message to the public key (and ALSO_TO), signed by the secret key."""
     try:
-        return _sequoia_encrypt(plaintext, pubkey_armored, seckey_armored)
+        return _sequoia_encrypt(plaintext, [pubkey_armored, *also_to], seckey_armored)
     except _SequoiaFailed as exc:
         log.debug("pysequoia cannot encrypt (%s); falling back to gpg", exc)
-    return gpg_encrypt(plaintext, pubkey_armored, seckey_armored=seckey_armored)
+    return gpg_encrypt(plaintext, pubkey_armored, seckey_armored=seckey_armored, also_to=also_to)
 
 
-def _sequoia_encrypt(plaintext: bytes, pubkey: bytes, seckey: bytes | None) -> bytes:
+def _sequoia_encrypt(plaintext: bytes, pubkeys: Sequence[bytes], seckey: bytes | None) -> bytes:
     pgp = _sequoia()
     try:
-        cert = pgp.Cert.from_bytes(pubkey)
+        certs = [pgp.Cert.from_bytes(pubkey) for pubkey in pubkeys]
         signer = pgp.Tsk.from_bytes(seckey).signer() if seckey else None
-        out = pgp.encrypt(plaintext, [cert], signer=signer, armor=False)
+        out = pgp.encrypt(plaintext, certs, signer=signer, armor=False)
     except Exception as exc:  # translated once, here
         raise _SequoiaFailed(_first_line(exc)) from None
     if not isinstance(out, bytes):
@@ -239,17 +243,20 @@ def _sequoia_encrypt(plaintext: bytes, pubkey: bytes, seckey: bytes | None) -> b
 
 
 def gpg_encrypt(
-    plaintext: bytes, pubkey_armored: bytes, *, seckey_armored: bytes | None = None
+    plaintext: bytes,
+    pubkey_armored: bytes,
+    *,
+    seckey_armored: bytes | None = None,
+    also_to: Sequence[bytes] = (),
 ) -> bytes:
     """Encrypt (and sign) with gpg in a private temporary home, as the reference does."""
     with gpg_home() as home:
-        run_gpg(home, [*GPG_TIME_TOLERANT, "--import"], pubkey_armored, what="cannot import key")
-        if seckey_armored:
-            run_gpg(
-                home, [*GPG_TIME_TOLERANT, "--import"], seckey_armored, what="cannot import key"
-            )
+        for key in (pubkey_armored, *also_to, *([seckey_armored] if seckey_armored else [])):
+            run_gpg(home, [*GPG_TIME_TOLERANT, "--import"], key, what="cannot import key")
         fpr = str(fingerprint(pubkey_armored, home=home))
-        args = [*GPG_TIME_TOLERANT, "--trust-model", "always", "--recipient", fpr, "--encrypt"]
+        recipients = [fpr, *(str(fingerprint(key, home=home)) for key in also_to)]
+        args = [*GPG_TIME_TOLERANT, "--trust-model", "always"]
+        args += [*(a for r in recipients for a in ("--recipient", r)), "--encrypt"]
         if seckey_armored:
             args += ["--pinentry-mode", "error", "--local-user", fpr, "--sign"]
         return run_gpg(home, args, plaintext, what="cannot encrypt")

@@ -57,6 +57,8 @@ class ClientConfig:
     name: ClientName
     secret: Secret
     key_id: KeyId | None = None
+    # key_id's companions: a section's key_id may list several during a key rotation.
+    other_key_ids: tuple[KeyId, ...] = ()
     fingerprint: Fingerprint | None = None
     timeout: timedelta = timedelta(minutes=5)
     extended_timeout: timedelta = timedelta(minutes=15)

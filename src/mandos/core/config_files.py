@@ -19,7 +19,8 @@ Rules of this module:
 5. Differences from the reference, on purpose: a client needs ``key_id`` or ``fingerprint``
    (the reference insisted on ``fingerprint``); key IDs and fingerprints must be 64 and 40 hex
    digits (the reference kept any string, which then never matched); ``secret`` is never
-   kept in ``ClientConfig.raw``.
+   kept in ``ClientConfig.raw``; ``key_id`` may hold several key IDs separated by whitespace
+   (a client rotating its keys), the first of which is ``ClientConfig.key_id``.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ CLIENT_DEFAULTS: Final[Mapping[str, str]] = {
 DEBUG_LEVELS: Final = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 
 _T = TypeVar("_T")
+_KEY_ID_DIGITS: Final = 64
 _DEFAULT: Final = "DEFAULT"
 _BOOLEANS: Final = configparser.ConfigParser.BOOLEAN_STATES
 _SERVER_STRINGS: Final = ("interface", "address", "priority", "servicename", "statedir")
@@ -241,7 +243,8 @@ def _client(values: _Section, read_secfile: Callable[[str], bytes] | None) -> Cl
         name = ClientName(values.section)
     except ConfigError as exc:
         raise ConfigError(str(exc), values.origin, values.index.line(values.section)) from None
-    key_id = values.hex_id("key_id", KeyId.parse)
+    key_ids = values.convert("key_id", _key_ids) if "key_id" in values.items else ()
+    key_id = key_ids[0] if key_ids else None
     fingerprint = values.hex_id("fingerprint", Fingerprint.parse)
     if key_id is None and fingerprint is None:
         line = values.index.line(values.section)
@@ -250,6 +253,7 @@ def _client(values: _Section, read_secfile: Callable[[str], bytes] | None) -> Cl
         name=name,
         secret=_secret(values, read_secfile),
         key_id=key_id,
+        other_key_ids=key_ids[1:],
         fingerprint=fingerprint,
         checker=values.items["checker"],
         host=values.items["host"],
@@ -262,6 +266,14 @@ def _client(values: _Section, read_secfile: Callable[[str], bytes] | None) -> Cl
         approved_by_default=values.convert("approved_by_default", parse_boolean),
         enabled=values.convert("enabled", parse_boolean),
     )
+
+
+def _key_ids(text: str) -> tuple[KeyId, ...]:
+    """``key_id``: one key ID (spaces allowed inside), or several whole ones (key rotation)."""
+    words = text.split()
+    if len(words) > 1 and all(len(w) == _KEY_ID_DIGITS for w in words):
+        return tuple(KeyId.parse(w) for w in words)
+    return (KeyId.parse(text),) if words else ()
 
 
 def _secret(values: _Section, read_secfile: Callable[[str], bytes] | None) -> Secret:

@@ -134,8 +134,9 @@ class Registry:
         self._by_fingerprint = {}
         for state in self._clients.values():
             key_id, fpr = state.config.key_id, state.config.fingerprint
-            if key_id is not None and key_id != EMPTY_KEY_ID:
-                self._by_key_id.setdefault(key_id, state)
+            for kid in (key_id, *state.config.other_key_ids):
+                if kid is not None and kid != EMPTY_KEY_ID:
+                    self._by_key_id.setdefault(kid, state)
             if fpr is not None:
                 self._by_fingerprint.setdefault(fpr, state)
 

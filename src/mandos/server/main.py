@@ -1,7 +1,8 @@
 """``mandos``: the server daemon's entry point (composition root).
 
-Reads the command line and ``mandos.conf`` (command line wins), ``clients.conf``, sets up
-logging, daemonises unless ``--foreground``/``--debug``, then runs :class:`MandosServer`. Every
+Reads the command line and ``mandos.conf`` (command line wins), ``clients.conf`` and the
+``clients.d/*.conf`` drop-ins, sets up logging, daemonises unless ``--foreground``/``--debug``,
+then runs :class:`MandosServer`. Every
 expected failure ends as one line ``mandos: message`` and a sysexits code; a traceback only
 appears for bugs, or with ``--debug``.
 """
@@ -52,12 +53,46 @@ def _read_secfile(path: str) -> bytes:
 
 
 def clients_loader(configdir: str) -> tuple[ClientConfig, ...]:
-    """Parse ``clients.conf`` in ``configdir`` (none defined if the file is missing)."""
-    path = Path(configdir) / "clients.conf"
-    text = _read_text(path, required=False)
-    if text is None:
-        return ()
-    return parse_clients_conf(text, "clients.conf", _read_secfile)
+    """Parse ``clients.conf``, then every ``clients.d/*.conf`` in lexical order.
+
+    A missing file or directory defines no clients. A client defined in two files is an error
+    naming both places.
+    """
+    found: list[ClientConfig] = []
+    where: dict[str, str] = {}
+    for path, origin in _clients_files(Path(configdir)):
+        text = _read_text(path, required=False)
+        if text is None:
+            continue
+        for client in parse_clients_conf(text, origin, _read_secfile):
+            place = f"{origin}:{_section_line(text, client.name.value)}"
+            if client.name.value in where:
+                first = where[client.name.value]
+                raise ConfigError(
+                    f"client {client.name.value} is already defined at {first}", place
+                )
+            where[client.name.value] = place
+            found.append(client)
+    return tuple(found)
+
+
+def _clients_files(configdir: Path) -> list[tuple[Path, str]]:
+    """clients.conf, then the clients.d drop-ins (``*.conf``, lexical order), with origins."""
+    files = [(configdir / "clients.conf", "clients.conf")]
+    try:
+        drop_ins = sorted(p.name for p in (configdir / "clients.d").glob("*.conf"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", origin="clients.d") from exc
+    files += [(configdir / "clients.d" / name, f"clients.d/{name}") for name in drop_ins]
+    return files
+
+
+def _section_line(text: str, name: str) -> int:
+    """The line number of section ``[name]`` in ``text`` (1 if not found)."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip() == f"[{name}]":
+            return number
+    return 1
 
 
 def load_config(argv: Sequence[str] | None) -> ServerConfig:

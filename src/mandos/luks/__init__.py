@@ -1,0 +1,1 @@
+"""mandos-luks: bind LUKS volumes to Mandos, rotate their keys, unbind them."""

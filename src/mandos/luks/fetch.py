@@ -1,0 +1,98 @@
+"""Ask the Mandos server(s) for this client's secret, with mandos-client's own parts.
+
+One attempt per server per call (no retry loop here: ``rotate`` decides when to ask again),
+over ``--connect`` addresses or the servers Zeroconf finds within a few seconds. The secret
+is decrypted with the client's OpenPGP key; it is returned as a Secret and never printed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from mandos.adapters import openpgp
+from mandos.client.args import DEFAULT_PRIORITY, ClientOptions, ConnectTarget
+from mandos.client.attempt import AttemptFailed, SockAddr, Timeouts, fetch_blocking
+from mandos.client.main import Keys, load_keys
+from mandos.core.errors import DecryptError, MandosError
+from mandos.core.values import Secret
+
+#: How long to listen for Zeroconf announcements when no --connect is given.
+BROWSE_SECONDS: Final = 3.0
+TIMEOUTS: Final = Timeouts(connect=5.0, handshake=10.0, receive=30.0, bye=2.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What one server gave: a decrypted secret, or the step that failed and why."""
+
+    server: str
+    secret: Secret | None = None
+    failed: str = ""  # "fetch" or "decrypt"
+    reason: str = ""
+
+
+def key_files(keydir: Path) -> Keys:
+    """The client's four key files in KEYDIR, read and checked (KeyFileError otherwise)."""
+    return load_keys(
+        ClientOptions(
+            pubkey=str(keydir / "pubkey.txt"),
+            seckey=str(keydir / "seckey.txt"),
+            tls_pubkey=str(keydir / "tls-pubkey.pem"),
+            tls_privkey=str(keydir / "tls-privkey.pem"),
+        )
+    )
+
+
+def _target(t: ConnectTarget) -> tuple[str, int, SockAddr]:
+    if not t.ipv6:
+        return f"{t.host}:{t.port}", socket.AF_INET, (t.host, t.port)
+    scope = 0
+    if t.scope is not None:
+        with contextlib.suppress(OSError):
+            scope = int(t.scope) if t.scope.isdigit() else socket.if_nametoindex(t.scope)
+    return f"[{t.host}]:{t.port}", socket.AF_INET6, (t.host, t.port, 0, scope)
+
+
+def _discover(seconds: float) -> list[tuple[str, int, SockAddr]]:
+    from mandos.client import discovery  # zeroconf only when it is needed
+
+    found: list[discovery.ServerAddress] = []
+
+    async def listen() -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await discovery.browse(None, found.append)
+
+    asyncio.run(listen())
+    return [(str(a), a.family, discovery.connect_args(a)) for a in found]
+
+
+def ask_servers(
+    keys: Keys,
+    targets: Sequence[ConnectTarget],
+    *,
+    browse_seconds: float = BROWSE_SECONDS,
+    timeouts: Timeouts = TIMEOUTS,
+) -> list[Answer]:
+    """One answer per server: the --connect TARGETS, or those Zeroconf finds."""
+    servers = [_target(t) for t in targets] if targets else _discover(browse_seconds)
+    answers = []
+    for label, family, sockaddr in servers:
+        try:
+            blob = fetch_blocking(family, sockaddr, DEFAULT_PRIORITY, keys.credentials, timeouts)
+        except AttemptFailed as exc:
+            answers.append(Answer(label, failed="fetch", reason=str(exc)))
+            continue
+        try:
+            secret = Secret(openpgp.decrypt(blob, keys.seckey, keys.pubkey))
+        except (DecryptError, MandosError) as exc:
+            answers.append(Answer(label, failed="decrypt", reason=str(exc)))
+            continue
+        answers.append(Answer(label, secret=secret))
+    return answers
