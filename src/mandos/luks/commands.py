@@ -9,13 +9,14 @@ Report lines (one per change) go to ``Env.report``; the section goes to ``--outp
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import json
 import secrets
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
@@ -40,15 +41,33 @@ class Env:
     store: BindingStore
     backup_dir: Path
     keydir: Path
-    report: TextIO = sys.stderr
-    out: TextIO = sys.stdout
+    report: TextIO = field(default_factory=lambda: sys.stderr)
+    out: TextIO = field(default_factory=lambda: sys.stdout)
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     randbytes: Callable[[int], bytes] = secrets.token_bytes
 
+    held: list[str] | None = None
+
     def say(self, line: str) -> None:
-        """One report line (what changed)."""
+        """One report line (what changed); held back inside :meth:`changes`."""
+        if self.held is not None:
+            self.held.append(line)
+            return
         self.report.write(line + "\n")
         self.report.flush()
+
+    @contextlib.contextmanager
+    def changes(self, vols: Sequence[Volume]) -> Iterator[None]:
+        """All-or-nothing header changes; their report lines appear only if all succeeded."""
+        self.held = []
+        try:
+            with changing(self.store, vols, self.backup_dir):
+                yield
+            lines = self.held
+        finally:
+            self.held = None
+        for line in lines:
+            self.say(line)
 
     def show(self, line: str) -> None:
         """One line of the command's answer (list, test)."""
@@ -118,7 +137,7 @@ def bind(env: Env, opts: argparse.Namespace) -> int:
     passphrase = m.make_passphrase(env.randbytes)
     text = host.section(name, passphrase, keys, ssh=not opts.no_ssh)
     now = env.now()
-    with changing(env.store, vols, env.backup_dir):
+    with env.changes(vols):
         for v, slot in zip(vols, slots, strict=True):
             env.cs.add_key(v.device, existing, passphrase, slot)
             binding = m.Binding(slot, name, keys.key_id, 1, now)
@@ -155,7 +174,7 @@ def unbind(env: Env, opts: argparse.Namespace) -> int:
     """Remove a Mandos key slot and its record; never the last key slot."""
     vol = env.store.load(opts.device)
     binding = m.check_unbind(vol.device, vol.header, vol.bindings, opts.slot)
-    with changing(env.store, [vol], env.backup_dir):
+    with env.changes([vol]):
         env.store.remove(vol, binding)
         if binding.slot in vol.header.slots:
             env.cs.kill_slot(vol.device, binding.slot)
@@ -234,7 +253,7 @@ def rotate(env: Env, opts: argparse.Namespace) -> int:
     passphrase = m.make_passphrase(env.randbytes)
     text = host.section(name, passphrase, new_keys, also, ssh=not opts.no_ssh)
     now = env.now()
-    with changing(env.store, vols, env.backup_dir):
+    with env.changes(vols):
         for v, (_old, slot) in zip(vols, plans, strict=True):
             env.cs.add_key(v.device, existing, passphrase, slot)
             new = m.Binding(slot, name, new_keys.key_id, generation, now, m.State.PENDING)
@@ -296,7 +315,7 @@ def _retire(
     secret: Secret,
     keydir: Path,
 ) -> int:
-    with changing(env.store, vols, env.backup_dir):
+    with env.changes(vols):
         for v, (old, new) in zip(vols, plans, strict=True):
             if old is not None:
                 env.store.remove(v, old)

@@ -102,9 +102,9 @@ class BindingStore:
 
 def write_private(path: Path, data: bytes) -> None:
     """Write DATA to PATH atomically, mode 0600, making a 0700 directory if needed."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "wb") as out:
             out.write(data)
@@ -112,7 +112,9 @@ def write_private(path: Path, data: bytes) -> None:
             os.fsync(out.fileno())
         tmp.replace(path)
     except OSError as exc:
-        raise LuksError(f"{exc.filename or path}: {exc.strerror}") from None
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise LuksError(f"{path}: {exc.strerror}") from None
 
 
 def _wipe(path: Path) -> None:
