@@ -38,6 +38,7 @@ def test_drop_ins_follow_clients_conf_in_lexical_order(tmp_path: Path, tls_key: 
             "a.conf": client_section("a", tls_key, SECRET),
             "c.conf.disabled": "[broken\n",
             "README": "not a drop-in\n",
+            ".hidden.conf": "[broken\n",
         },
     )
     assert [c.name.value for c in clients_loader(str(d))] == ["main", "a", "b"]
@@ -46,6 +47,13 @@ def test_drop_ins_follow_clients_conf_in_lexical_order(tmp_path: Path, tls_key: 
 def test_drop_ins_without_clients_conf(tmp_path: Path, tls_key: TLSKey) -> None:
     d = configdir(tmp_path, None, **{"x.conf": client_section("x", tls_key, SECRET)})
     assert [c.name.value for c in clients_loader(str(d))] == ["x"]
+
+
+def test_an_unreadable_clients_d_is_an_error(tmp_path: Path, tls_key: TLSKey) -> None:
+    d = configdir(tmp_path, client_section("a", tls_key, SECRET))
+    (d / "clients.d").write_text("a file, not a directory")
+    with pytest.raises(ConfigError, match=r"^clients\.d: cannot read: Not a directory"):
+        clients_loader(str(d))
 
 
 def test_a_client_defined_twice_names_both_places(tmp_path: Path, tls_key: TLSKey) -> None:

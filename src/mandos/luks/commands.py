@@ -13,6 +13,7 @@ import contextlib
 import getpass
 import json
 import secrets
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -243,23 +244,28 @@ def rotate(env: Env, opts: argparse.Namespace) -> int:
     generation = max(old.generation for old, _ in plans) + 1
     existing = _unlock_secret(env, vols, opts.key_file, opts.connect)
     old_keys = host.read_keys(env.keydir)
-    also: tuple[host.ClientKeys, ...]
-    new_keys, also = old_keys, ()
-    if opts.keys:
-        rotating = env.keydir / ROTATING_DIR
-        host.make_keys(rotating, _key_spec(opts, name))
-        new_keys, also = host.read_keys(rotating), (old_keys,)
-        env.say(f"{rotating}: made new TLS and OpenPGP keys (key_id {new_keys.key_id})")
-    passphrase = m.make_passphrase(env.randbytes)
-    text = host.section(name, passphrase, new_keys, also, ssh=not opts.no_ssh)
-    now = env.now()
-    with env.changes(vols):
-        for v, (_old, slot) in zip(vols, plans, strict=True):
-            env.cs.add_key(v.device, existing, passphrase, slot)
-            new = m.Binding(slot, name, new_keys.key_id, generation, now, m.State.PENDING)
-            env.store.add(v, new)
-            env.say(f"{v.device}: added key slot {slot} for {name} (generation {generation})")
-        where = host.write_output(text, opts.output)
+    rotating = env.keydir / ROTATING_DIR
+    try:
+        new_keys = old_keys
+        if opts.keys:
+            host.make_keys(rotating, _key_spec(opts, name))
+            new_keys = host.read_keys(rotating)
+            env.say(f"{rotating}: made new TLS and OpenPGP keys (key_id {new_keys.key_id})")
+        also = (old_keys,) if opts.keys else ()
+        passphrase = m.make_passphrase(env.randbytes)
+        text = host.section(name, passphrase, new_keys, also, ssh=not opts.no_ssh)
+        now = env.now()
+        with env.changes(vols):
+            for v, (_old, slot) in zip(vols, plans, strict=True):
+                env.cs.add_key(v.device, existing, passphrase, slot)
+                new = m.Binding(slot, name, new_keys.key_id, generation, now, m.State.PENDING)
+                env.store.add(v, new)
+                env.say(f"{v.device}: added key slot {slot} for {name} (generation {generation})")
+            where = host.write_output(text, opts.output)
+    except BaseException:
+        if opts.keys:  # nothing refers to the new keys: do not leave them lying around
+            shutil.rmtree(rotating, ignore_errors=True)
+        raise
     env.say(f"wrote the clients.conf section of generation {generation} to {where}")
     return _complete(env, opts, [env.store.load(d) for d in opts.devices])
 
@@ -331,5 +337,11 @@ def _retire(
         text = host.section(plans[0][1].client, secret, keys, ssh=not opts.no_ssh)
         where = host.write_output(text, opts.output)
         env.say(f"wrote the final clients.conf section (key_id {keys.key_id} only) to {where}")
-        _finish_host(env, opts, vols, tab=False)
+        try:
+            _finish_host(env, opts, vols, tab=False)
+        except m.LuksError as exc:
+            raise m.LuksError(
+                f"{exc}; the initramfs still holds the old keys: rebuild it before the server "
+                "gets the final section, which no longer accepts them"
+            ) from None
     return 0

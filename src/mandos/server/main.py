@@ -79,10 +79,13 @@ def clients_loader(configdir: str) -> tuple[ClientConfig, ...]:
 def _clients_files(configdir: Path) -> list[tuple[Path, str]]:
     """clients.conf, then the clients.d drop-ins (``*.conf``, lexical order), with origins."""
     files = [(configdir / "clients.conf", "clients.conf")]
-    try:
-        drop_ins = sorted(p.name for p in (configdir / "clients.d").glob("*.conf"))
+    try:  # not glob(): it would silently skip a directory it cannot read
+        names = [p.name for p in (configdir / "clients.d").iterdir()]
+    except FileNotFoundError:
+        names = []
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror}", origin="clients.d") from exc
+    drop_ins = sorted(n for n in names if n.endswith(".conf") and not n.startswith("."))
     files += [(configdir / "clients.d" / name, f"clients.d/{name}") for name in drop_ins]
     return files
 
