@@ -174,3 +174,14 @@ def test_keyscript_leaves_other_lines_byte_for_byte(lines: list[str]) -> None:
         if len(fields) < 2 or fields[0].startswith("#") or fields[1] != "UUID=u1":
             assert new_line == old_line
     assert m.add_keyscript(new, {"UUID=u1"})[1] == []
+
+
+def test_the_rules_module_is_pure() -> None:
+    """mandos.luks.model, like mandos.core, imports no I/O library."""
+    import subprocess
+    import sys
+
+    forbidden = ["asyncio", "socket", "ctypes", "subprocess", "dbus_fast", "zeroconf"]
+    probe = f"import sys, mandos.luks.model; print(sorted(set({forbidden!r}) & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-I", "-c", probe], capture_output=True, text=True)
+    assert out.stdout.strip() == "[]", out.stderr
