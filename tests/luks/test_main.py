@@ -40,6 +40,7 @@ def test_rotate_help_names_its_options(capsys: pytest.CaptureFixture[str]) -> No
         (["unbind", "--slot=x", "d"], "--slot"),
         (["rotate", "--timeout=PT", "d"], "is not a duration"),
         (["test", "--connect=1.2.3.4", "d"], "No colon in address"),
+        (["bind", "/dev/null", "/dev/../dev/null"], "are the same device"),
     ],
 )
 def test_usage_errors_are_one_line(

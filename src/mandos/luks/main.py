@@ -163,6 +163,16 @@ def make_env(opts: argparse.Namespace) -> commands.Env:
     return commands.Env(cs, bindings, Path(opts.backup_dir), keydir)
 
 
+def _refuse_repeats(devices: Sequence[str]) -> None:
+    """The same volume named twice (by any path) would get two slots: a usage error."""
+    seen: dict[str, str] = {}
+    for device in devices:
+        real = os.path.realpath(device)
+        if real in seen:
+            raise UsageError(f"{device} and {seen[real]} are the same device")
+        seen[real] = device
+
+
 COMMANDS: Final = {
     "bind": commands.bind,
     "list": commands.list_bindings,
@@ -179,6 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.umask(0o077)
         if opts.command == "list" and not opts.devices:
             opts.devices = store.luks_devices()
+        _refuse_repeats(getattr(opts, "devices", []))
         return COMMANDS[opts.command](make_env(opts), opts)
     except MandosError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)

@@ -1,0 +1,84 @@
+"""A VM boots unattended from a disk bound by mandos-luks, and again after a rotation (issue 12).
+
+The cached disk is copied (it carries the admin's passphrase in slot 0); ``mandos-luks bind``
+adds the Mandos slot with the keys the session's initramfs already holds, so no initramfs is
+rebuilt (``--no-crypttab --no-initramfs``: the image's crypttab needs no keyscript, our hook
+hands the password to cryptroot-unlock). After ``rotate``, with the server reloaded meanwhile,
+the guest boots with the new slot and the first Mandos passphrase opens nothing.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.luks.conftest import (
+    KDF,
+    LUKS,
+    fetch_with_our_client,
+    finish,
+    opens,
+    serve,
+    wait_for_file,
+)
+from tests.server.ourserver import RunningServer, our_server
+from tests.vm import build, qemu
+from tests.vm.test_boot import BOOT_TIMEOUT, VmSetup, vm_setup  # noqa: F401 - fixture
+
+pytestmark = [pytest.mark.vm, pytest.mark.slow, pytest.mark.timeout(1500)]
+
+
+def boot_unattended(setup: VmSetup, disk: Path, server: RunningServer, console: Path) -> float:
+    """Boot DISK with SERVER reachable; seconds to the root's marker."""
+    files = qemu.BootFiles(setup.files.vmlinux, setup.files.initrd, disk)
+    with qemu.boot(files, qemu.connect_cmdline(), qemu.user_netdev(server.port), console) as g:
+        g.wait_for("cryptroot: set up successfully", BOOT_TIMEOUT)
+        marker = g.wait_for(build.ROOT_MARKER, BOOT_TIMEOUT)
+        g.wait_exit(60)
+    return marker
+
+
+def test_bound_by_mandos_luks_boots_and_again_after_rotate(
+    vm_setup: VmSetup,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    disk = tmp_path / "disk.img"
+    shutil.copyfile(vm_setup.files.disk, disk)
+    keydir = tmp_path / "keys"
+    shutil.copytree(vm_setup.keys.keydir, keydir)
+    admin = keydir / "passphrase"
+    common = [f"--keydir={keydir}", f"--record-dir={tmp_path / 'rec'}",
+              f"--backup-dir={tmp_path / 'bk'}"]  # fmt: skip
+    gen1 = tmp_path / "gen1.conf"
+    bind = subprocess.run(
+        [LUKS, "bind", *common, "--name=vmtest", f"--key-file={admin}", "--no-ssh",
+         "--no-crypttab", "--no-initramfs", f"--output={gen1}", *KDF, str(disk)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert bind.returncode == 0, bind.stderr
+    with our_server("") as server:
+        serve(server, gen1.read_text())
+        old = fetch_with_our_client(keydir, server.connect).stdout
+        first = boot_unattended(vm_setup, disk, server, tmp_path / "console1.log")
+        assert "Sending secret to vmtest" in server.log_text()
+
+        gen2 = tmp_path / "gen2.conf"
+        rotate = subprocess.Popen(
+            [LUKS, "rotate", *common, f"--connect={server.connect}", f"--output={gen2}",
+             "--timeout=PT120S", "--retry=0.5", "--no-ssh", "--no-initramfs", *KDF, str(disk)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            serve(server, wait_for_file(gen2))
+        finally:
+            status, _, err = finish(rotate)
+        assert status == 0, err
+        assert not opens(disk, old)
+        second = boot_unattended(vm_setup, disk, server, tmp_path / "console2.log")
+        new = fetch_with_our_client(keydir, server.connect).stdout
+        assert opens(disk, new, slot=2)
+    print(f"\nvm(luks): bound disk booted, root at {first:.1f} s; after rotate at {second:.1f} s")
