@@ -82,3 +82,59 @@ def test_bound_by_mandos_luks_boots_and_again_after_rotate(
         new = fetch_with_our_client(keydir, server.connect).stdout
         assert opens(disk, new, slot=2)
     print(f"\nvm(luks): bound disk booted, root at {first:.1f} s; after rotate at {second:.1f} s")
+
+
+def test_crypttab_keyscript_written_by_bind_boots(
+    vm_setup: VmSetup,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """bind's crypttab edit (keyscript=plugin-runner) in a real initramfs: it still boots.
+
+    A copy of the cached chroot names the root by UUID in its crypttab; bind adds the keyscript
+    there, and Debian's mkinitramfs builds the image from that copy.
+    """
+    disk = tmp_path / "disk.img"
+    shutil.copyfile(vm_setup.files.disk, disk)
+    uuid = subprocess.run(
+        ["cryptsetup", "luksUUID", str(disk)], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    root = tmp_path / "chroot"
+    try:
+        _bind_in_chroot_and_boot(vm_setup, disk, uuid, root, tmp_path)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)  # 700 MB
+
+
+def _bind_in_chroot_and_boot(
+    vm_setup: VmSetup,  # noqa: F811
+    disk: Path,
+    uuid: str,
+    root: Path,
+    tmp_path: Path,
+) -> None:
+    with build.locked("chroot"):
+        subprocess.run(["cp", "-a", str(build.ensure_chroot(build.ensure_kernel())), str(root)],
+                       check=True, timeout=600)  # fmt: skip
+    crypttab = root / "etc" / "crypttab"
+    crypttab.write_text(f"{build.MAPPER_NAME} UUID={uuid} none luks,initramfs\n")
+    keydir = tmp_path / "keys"
+    shutil.copytree(vm_setup.keys.keydir, keydir)
+    section = tmp_path / "section.conf"
+    bind = subprocess.run(
+        [LUKS, "bind", f"--keydir={keydir}", f"--record-dir={tmp_path / 'rec'}",
+         f"--backup-dir={tmp_path / 'bk'}", "--name=vmtest", f"--key-file={keydir / 'passphrase'}",
+         "--no-ssh", f"--crypttab={crypttab}", "--no-initramfs", f"--output={section}", *KDF,
+         str(disk)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert bind.returncode == 0, bind.stderr
+    assert "keyscript=/usr/lib/mandos/plugin-runner" in crypttab.read_text()
+    initrd = build.build_initramfs(
+        root, build.ensure_kernel(), vm_setup.keys, tmp_path / "initrd.img"
+    ).path
+    setup = VmSetup(qemu.BootFiles(vm_setup.files.vmlinux, initrd, disk), vm_setup.keys, "copy")
+    with our_server("") as server:
+        serve(server, section.read_text())
+        at = boot_unattended(setup, disk, server, tmp_path / "console.log")
+        assert "Sending secret to vmtest" in server.log_text()
+    print(f"\nvm(luks keyscript): root at {at:.1f} s")

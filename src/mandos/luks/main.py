@@ -77,8 +77,8 @@ def _changing() -> _Parser:
     )  # fmt: skip
     k = p.add_argument_group("key slot settings (passed to cryptsetup luksAddKey)")
     k.add_argument("--pbkdf", metavar="NAME", help="argon2id, argon2i or pbkdf2")
-    k.add_argument("--pbkdf-force-iterations", metavar="N", type=int)
-    k.add_argument("--iter-time", metavar="MS", type=int)
+    k.add_argument("--pbkdf-force-iterations", metavar="N", type=int, help="fixed iterations")
+    k.add_argument("--iter-time", metavar="MS", type=int, help="benchmark for this long")
     return p
 
 
@@ -106,8 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--name", help="the client's name on the server (default: the FQDN)")
     b.add_argument("--key-file", metavar="FILE", help="existing passphrase ('-': stdin)")
     b.add_argument("--no-crypttab", action="store_true", help="leave /etc/crypttab alone")
-    b.add_argument("--crypttab", metavar="FILE", default=host.DEFAULT_CRYPTTAB)
-    b.add_argument("devices", nargs="+", metavar="DEVICE")
+    b.add_argument(
+        "--crypttab", metavar="FILE", default=host.DEFAULT_CRYPTTAB,
+        help=f"the crypttab to add the keyscript to (default {host.DEFAULT_CRYPTTAB})",
+    )  # fmt: skip
+    b.add_argument("devices", nargs="+", metavar="DEVICE", help="LUKS1 or LUKS2 volume")
 
     ls = sub.add_parser(
         "list", parents=[common], help="show the Mandos bindings",
@@ -115,7 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
         "creation time (and 'pending' during a rotation).",
     )  # fmt: skip
     ls.add_argument("--json", action="store_true", help="a JSON list instead of lines")
-    ls.add_argument("devices", nargs="*", metavar="DEVICE")
+    ls.add_argument(
+        "devices", nargs="*", metavar="DEVICE", help="default: every LUKS device blkid finds"
+    )
 
     r = sub.add_parser(
         "rotate", parents=[common, changing, fetching], help="replace the Mandos passphrase",
@@ -131,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     r.add_argument("--retry", type=float, default=5.0, metavar="SECONDS", help="ask this often")
     r.add_argument("--key-file", metavar="FILE", help="unlock with this passphrase instead")
-    r.add_argument("devices", nargs="+", metavar="DEVICE")
+    r.add_argument("devices", nargs="+", metavar="DEVICE", help="bound volumes of one client")
 
     u = sub.add_parser(
         "unbind", parents=[common], help="remove a Mandos key slot",
@@ -139,14 +144,14 @@ def build_parser() -> argparse.ArgumentParser:
         "slot of a volume is never removed.",
     )  # fmt: skip
     u.add_argument("--slot", type=int, metavar="N", help="the slot to remove")
-    u.add_argument("device", metavar="DEVICE")
+    u.add_argument("device", metavar="DEVICE", help="a bound volume")
 
     t = sub.add_parser(
         "test", parents=[common, fetching], help="fetch now and try the passphrase",
         description="Fetch the secret now, decrypt it and check that it opens each DEVICE; "
         "says which step failed. Exit status 0 only if every step passed.",
     )  # fmt: skip
-    t.add_argument("devices", nargs="+", metavar="DEVICE")
+    t.add_argument("devices", nargs="+", metavar="DEVICE", help="bound volumes")
     return p
 
 
