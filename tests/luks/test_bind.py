@@ -96,13 +96,11 @@ def test_bind_makes_missing_keys_and_edits_crypttab_and_rebuilds(tmp_path: Path)
     for name in ("seckey.txt", "pubkey.txt", "tls-privkey.pem", "tls-pubkey.pem"):
         assert stat.S_IMODE((rig.keydir / name).stat().st_mode) == 0o600
     lines = crypttab.read_text().splitlines()
-    assert lines[1] == (
-        f"cryptroot {rig.image} none luks,discard,keyscript=/usr/lib/mandos/plugin-runner"
-    )
+    assert lines[1] == f"cryptroot {rig.image} none luks,discard,initramfs"
     assert lines[0] == "# <target> <source> <key> <options>"
     assert lines[2] == "other UUID=0000 none luks"
     assert marker.exists()
-    assert "cryptroot: added the Mandos keyscript" in done.stderr
+    assert "cryptroot: added the initramfs option" in done.stderr
     assert "rebuilt the initramfs" in done.stderr
     assert stat.S_IMODE((tmp_path / "s.conf").stat().st_mode) == 0o600
 

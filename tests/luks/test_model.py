@@ -140,40 +140,42 @@ def test_passphrase_is_long_printable_and_draws_every_byte_fairly() -> None:
 CRYPTTAB = "# comment\n\ncryptroot UUID=u1 none luks,discard\nswap /dev/sdb2 /dev/urandom swap\n"
 
 
-def test_keyscript_is_added_once() -> None:
+def test_initramfs_option_is_added_once() -> None:
     names = m.device_names("/dev/sda2", "u1")
-    text, changed, seen = m.add_keyscript(CRYPTTAB, names)
+    text, changed, seen = m.add_initramfs_option(CRYPTTAB, names)
     assert seen
     assert changed == ["cryptroot"]
-    assert text.splitlines()[2] == (
-        "cryptroot UUID=u1 none luks,discard,keyscript=/usr/lib/mandos/plugin-runner"
-    )
-    again, changed_again, _ = m.add_keyscript(text, names)
+    assert text.splitlines()[2] == "cryptroot UUID=u1 none luks,discard,initramfs"
+    assert text.splitlines()[:2] == CRYPTTAB.splitlines()[:2]
+    assert text.splitlines()[3] == CRYPTTAB.splitlines()[3]
+    again, changed_again, _ = m.add_initramfs_option(text, names)
     assert (again, changed_again) == (text, [])
 
 
-def test_keyscript_fills_missing_fields_and_replaces_another_keyscript() -> None:
-    text, _, _ = m.add_keyscript("root /dev/sda2\n", {"/dev/sda2"})
-    assert text == "root /dev/sda2 none luks,keyscript=/usr/lib/mandos/plugin-runner\n"
-    text, _, _ = m.add_keyscript("root /dev/sda2 none keyscript=/bin/x,luks\n", {"/dev/sda2"})
-    assert text == "root /dev/sda2 none luks,keyscript=/usr/lib/mandos/plugin-runner\n"
+def test_missing_fields_are_filled_and_no_keyscript_is_added_or_touched() -> None:
+    text, _, _ = m.add_initramfs_option("root /dev/sda2\n", {"/dev/sda2"})
+    assert text == "root /dev/sda2 none luks,initramfs\n"
+    text, _, _ = m.add_initramfs_option("root /dev/sda2 none keyscript=/bin/x\n", {"/dev/sda2"})
+    assert text == "root /dev/sda2 none keyscript=/bin/x,initramfs\n"
+    text, _, _ = m.add_initramfs_option("root /dev/sda2 /key none\n", {"/dev/sda2"})
+    assert text == "root /dev/sda2 /key initramfs\n"
 
 
 def test_a_volume_without_a_line_is_reported() -> None:
-    text, changed, seen = m.add_keyscript(CRYPTTAB, {"/dev/nothere"})
+    text, changed, seen = m.add_initramfs_option(CRYPTTAB, {"/dev/nothere"})
     assert (text, changed, seen) == (CRYPTTAB, [], False)
 
 
 @given(st.lists(st.text(alphabet=" \tabcUID=/#,\n", max_size=30), max_size=8))
-def test_keyscript_leaves_other_lines_byte_for_byte(lines: list[str]) -> None:
+def test_crypttab_edit_leaves_other_lines_byte_for_byte(lines: list[str]) -> None:
     text = "".join(ln + "\n" for ln in lines)
-    new, _changed, _ = m.add_keyscript(text, {"UUID=u1"})
+    new, _changed, _ = m.add_initramfs_option(text, {"UUID=u1"})
     assert len(new.splitlines()) == len(text.splitlines())
     for old_line, new_line in zip(text.splitlines(), new.splitlines(), strict=True):
         fields = old_line.split()
         if len(fields) < 2 or fields[0].startswith("#") or fields[1] != "UUID=u1":
             assert new_line == old_line
-    assert m.add_keyscript(new, {"UUID=u1"})[1] == []
+    assert m.add_initramfs_option(new, {"UUID=u1"})[1] == []
 
 
 def test_the_rules_module_is_pure() -> None:

@@ -21,7 +21,7 @@ from mandos.core.errors import KeyFileError
 from mandos.core.values import KeyId, Secret
 from mandos.keygen import render, tools
 from mandos.keygen.main import KEY_FILES
-from mandos.luks.model import LuksError, add_keyscript, device_names
+from mandos.luks.model import LuksError, add_initramfs_option, device_names
 from mandos.luks.store import write_private
 
 DEFAULT_CRYPTTAB: Final = "/etc/crypttab"
@@ -108,7 +108,7 @@ def write_output(text: str, output: str | None) -> str:
 
 
 def wire_crypttab(crypttab: Path, volumes: Sequence[tuple[str, str]]) -> list[str]:
-    """Add our keyscript to the crypttab lines of (device, uuid) VOLUMES; one line per change."""
+    """Add ``initramfs`` to the crypttab lines of (device, uuid) VOLUMES; a line per change."""
     try:
         text = crypttab.read_text()
         mode = crypttab.stat().st_mode & 0o7777
@@ -119,8 +119,8 @@ def wire_crypttab(crypttab: Path, volumes: Sequence[tuple[str, str]]) -> list[st
     report = []
     for device, uuid in volumes:
         names = device_names(device, uuid, os.path.realpath(device))
-        text, changed, seen = add_keyscript(text, names)
-        report += [f"{crypttab}: {target}: added the Mandos keyscript" for target in changed]
+        text, changed, seen = add_initramfs_option(text, names)
+        report += [f"{crypttab}: {target}: added the initramfs option" for target in changed]
         if not seen:
             report.append(f"{crypttab}: no line for {device} (UUID={uuid}); add one by hand")
     if any("added" in line for line in report):

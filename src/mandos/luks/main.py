@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-crypttab", action="store_true", help="leave /etc/crypttab alone")
     b.add_argument(
         "--crypttab", metavar="FILE", default=host.DEFAULT_CRYPTTAB,
-        help=f"the crypttab to add the keyscript to (default {host.DEFAULT_CRYPTTAB})",
+        help=f"the crypttab to add 'initramfs' to (default {host.DEFAULT_CRYPTTAB})",
     )  # fmt: skip
     b.add_argument("devices", nargs="+", metavar="DEVICE", help="LUKS1 or LUKS2 volume")
 

@@ -35,7 +35,7 @@ MAX_SLOTS: Final = {1: 8, 2: 32}
 PASSPHRASE_ALPHABET: Final = string.ascii_letters + string.digits
 #: 64 characters of 62 kinds: 64 * log2(62) = 381 bits of entropy (at least 256 required).
 PASSPHRASE_LENGTH: Final = 64
-KEYSCRIPT: Final = "/usr/lib/mandos/plugin-runner"
+INITRAMFS_OPTION: Final = "initramfs"
 
 
 class LuksError(MandosError):
@@ -330,14 +330,16 @@ def device_names(device: str, uuid: str, resolved: str = "") -> set[str]:
     return names
 
 
-def add_keyscript(
-    text: str, names: set[str], keyscript: str = KEYSCRIPT
-) -> tuple[str, list[str], bool]:
-    """Give the crypttab lines of a volume ``keyscript=`` (crypttab(5)).
+def add_initramfs_option(text: str, names: set[str]) -> tuple[str, list[str], bool]:
+    """Give the crypttab lines of a volume the ``initramfs`` option (crypttab(5)).
+
+    With it, cryptsetup-initramfs unlocks the volume in the initramfs, where Mandos runs (our
+    hook hands the password to cryptroot-unlock); the root volume is unlocked there anyway.
+    No keyscript is added: cryptsetup passes a keyscript the key-file field ("none") as its
+    argument, which plugin-runner refuses, and the boot fails (found by the VM test).
 
     Returns the new text, the target names of the lines changed, and whether any line named
-    the volume at all. A line that already has our keyscript stays as it is; another keyscript
-    is replaced. Comments, blank lines and other volumes are left byte for byte.
+    the volume at all. Comments, blank lines and other volumes are left byte for byte.
     """
     out: list[str] = []
     changed: list[str] = []
@@ -351,12 +353,10 @@ def add_keyscript(
         while len(fields) < 4:
             fields.append("none" if len(fields) == 2 else "luks")
         options = [o for o in fields[3].split(",") if o and o != "none"]
-        wanted = f"keyscript={keyscript}"
-        if wanted in options:
+        if INITRAMFS_OPTION in options:
             out.append(line)
             continue
-        options = [o for o in options if not o.startswith("keyscript=")] + [wanted]
-        fields[3] = ",".join(options)
+        fields[3] = ",".join([*options, INITRAMFS_OPTION])
         ending = "\n" if line.endswith("\n") else ""
         out.append(" ".join(fields) + ending)
         changed.append(fields[0])
