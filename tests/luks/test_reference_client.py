@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from tests.interop.conftest import reference_tree  # noqa: F401 - fixture used by name below
@@ -14,11 +12,8 @@ from tests.server.ourserver import RunningServer
 pytestmark = pytest.mark.interop
 
 
-def test_reference_client_opens_the_bound_volume(
-    reference_tree: Path,  # noqa: F811
-    rig: Rig,
-    server: RunningServer,
-) -> None:
+@pytest.mark.usefixtures("reference_tree")
+def test_reference_client_opens_the_bound_volume(rig: Rig, server: RunningServer) -> None:
     serve(server, rig.bind())
     done = run_reference_client(rig.keydir, server.connect, timeout=90)
     assert done.returncode == 0, done.stderr.decode(errors="replace")

@@ -25,7 +25,7 @@ from typing import TextIO
 from mandos.client.args import ConnectTarget
 from mandos.core.durations import format_rfc3339
 from mandos.core.values import Secret
-from mandos.keygen import render, tools
+from mandos.keygen.render import KeySpec
 from mandos.luks import fetch, host
 from mandos.luks import model as m
 from mandos.luks.cryptsetup import Cryptsetup
@@ -101,12 +101,8 @@ def read_existing(key_file: str | None) -> Secret:
     return Secret(typed.encode("utf-8"))
 
 
-def _key_spec(opts: argparse.Namespace, name: str) -> render.KeySpec:
-    return render.KeySpec(
-        name=name,
-        key_type=render.parse_key_type(opts.key_type, render.PRIMARY_TYPES, "--key-type"),
-        subkey_type=render.parse_key_type(opts.subkey_type, render.SUBKEY_TYPES, "--subkey-type"),
-    )
+def _key_spec(opts: argparse.Namespace, name: str) -> KeySpec:
+    return host.key_spec(name, opts.key_type, opts.subkey_type)
 
 
 def _finish_host(env: Env, opts: argparse.Namespace, vols: Sequence[Volume], *, tab: bool) -> None:
@@ -130,7 +126,7 @@ def bind(env: Env, opts: argparse.Namespace) -> int:
     for v in vols:
         if not env.cs.opens(v.device, existing):
             raise m.LuksError(f"{v.device}: the existing passphrase opens no key slot")
-    name = opts.name or tools.fqdn()
+    name = host.client_name(opts.name)
     if not host.have_keys(env.keydir):
         host.make_keys(env.keydir, _key_spec(opts, name))
         env.say(f"{env.keydir}: made the client's TLS and OpenPGP keys")

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Final
 
 from mandos.adapters import openpgp
-from mandos.client.args import DEFAULT_PRIORITY, ClientOptions, ConnectTarget
+from mandos.adapters.gnutls.session import RawKeyCredentials
+from mandos.client.args import DEFAULT_PRIORITY, ConnectTarget
 from mandos.client.attempt import AttemptFailed, SockAddr, Timeouts, fetch_blocking
-from mandos.client.main import Keys, load_keys
-from mandos.core.errors import DecryptError, MandosError
+from mandos.core.errors import DecryptError, KeyFileError, MandosError
 from mandos.core.values import Secret
 
 #: How long to listen for Zeroconf announcements when no --connect is given.
@@ -37,16 +37,29 @@ class Answer:
     reason: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """The client's TLS credentials and OpenPGP key pair (never printed)."""
+
+    credentials: RawKeyCredentials
+    pubkey: bytes
+    seckey: bytes
+
+
 def key_files(keydir: Path) -> Keys:
     """The client's four key files in KEYDIR, read and checked (KeyFileError otherwise)."""
-    return load_keys(
-        ClientOptions(
-            pubkey=str(keydir / "pubkey.txt"),
-            seckey=str(keydir / "seckey.txt"),
-            tls_pubkey=str(keydir / "tls-pubkey.pem"),
-            tls_privkey=str(keydir / "tls-privkey.pem"),
+    try:
+        pub, sec, tls_pub, tls_priv = (
+            (keydir / name).read_bytes()
+            for name in ("pubkey.txt", "seckey.txt", "tls-pubkey.pem", "tls-privkey.pem")
         )
-    )
+    except OSError as exc:
+        raise KeyFileError(f"{exc.filename}: {exc.strerror}") from None
+    try:
+        credentials = RawKeyCredentials.from_pem(tls_pub, tls_priv)
+    except MandosError as exc:
+        raise KeyFileError(f"{keydir}: TLS key: {exc}") from None
+    return Keys(credentials, pub, sec)
 
 
 def _target(t: ConnectTarget) -> tuple[str, int, SockAddr]:
@@ -60,7 +73,7 @@ def _target(t: ConnectTarget) -> tuple[str, int, SockAddr]:
 
 
 def _discover(seconds: float) -> list[tuple[str, int, SockAddr]]:
-    from mandos.client import discovery  # zeroconf only when it is needed
+    import mandos.client.discovery as discovery  # zeroconf only when it is needed
 
     found: list[discovery.ServerAddress] = []
 

@@ -19,12 +19,29 @@ from typing import Final
 from mandos.adapters import openpgp
 from mandos.core.errors import KeyFileError
 from mandos.core.values import KeyId, Secret
-from mandos.keygen import render, tools
-from mandos.keygen.main import KEY_FILES
+from mandos.keygen.render import (
+    PRIMARY_TYPES,
+    SUBKEY_TYPES,
+    KeySpec,
+    client_section,
+    parse_key_type,
+)
+from mandos.keygen.tools import (
+    fqdn,
+    generate_openpgp_key,
+    generate_tls_key,
+    ssh_host_key,
+    tls_key_id,
+)
+from mandos.keygen.tools import (
+    write_private as write_key,
+)
 from mandos.luks.model import LuksError, add_initramfs_option, device_names
 from mandos.luks.store import write_private
 
 DEFAULT_CRYPTTAB: Final = "/etc/crypttab"
+#: mandos-keygen's four files, in the order tools writes them: secret, public, TLS private, public.
+KEY_FILES: Final = ("seckey.txt", "pubkey.txt", "tls-privkey.pem", "tls-pubkey.pem")
 DEFAULT_UPDATE_INITRAMFS: Final = "update-initramfs -u -k all"
 
 
@@ -38,21 +55,41 @@ class ClientKeys:
     key_id: KeyId
 
 
+def default_keydir() -> Path:
+    """mandos-keygen's default: /etc/keys/mandos, or /etc/mandos/keys if the former is missing."""
+    first = Path("/etc/keys/mandos")
+    return first if first.is_dir() else Path("/etc/mandos/keys")
+
+
 def have_keys(keydir: Path) -> bool:
     """Whether all four key files exist in KEYDIR."""
     return all((keydir / name).exists() for name in KEY_FILES)
 
 
-def make_keys(keydir: Path, spec: render.KeySpec) -> None:
+def key_spec(name: str, key_type: str, subkey_type: str) -> KeySpec:
+    """What keys to make, from mandos-keygen's type words (UsageError names a bad one)."""
+    return KeySpec(
+        name=name,
+        key_type=parse_key_type(key_type, PRIMARY_TYPES, "--key-type"),
+        subkey_type=parse_key_type(subkey_type, SUBKEY_TYPES, "--subkey-type"),
+    )
+
+
+def client_name(given: str | None) -> str:
+    """The client's name: as given, else this host's FQDN (as mandos-keygen)."""
+    return given or fqdn()
+
+
+def make_keys(keydir: Path, spec: KeySpec) -> None:
     """Generate the four key files into KEYDIR (a 0700 directory made if missing)."""
     try:
         keydir.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise LuksError(f"{keydir}: {exc.strerror}") from None
-    tls_priv, tls_pub = tools.generate_tls_key()
-    pub, sec = tools.generate_openpgp_key(spec)
+    tls_priv, tls_pub = generate_tls_key()
+    pub, sec = generate_openpgp_key(spec)
     for name, data in zip(KEY_FILES, (sec, pub, tls_priv, tls_pub), strict=True):
-        tools.write_private(keydir / name, data, backup=False)
+        write_key(keydir / name, data, backup=False)
 
 
 def read_keys(keydir: Path) -> ClientKeys:
@@ -62,7 +99,7 @@ def read_keys(keydir: Path) -> ClientKeys:
         sec = (keydir / "seckey.txt").read_bytes()
     except OSError as exc:
         raise KeyFileError(f"{exc.filename}: {exc.strerror}") from None
-    key_id = tools.tls_key_id(keydir)
+    key_id = tls_key_id(keydir)
     if key_id is None:
         raise KeyFileError(f"{keydir}: no tls-pubkey.pem or tls-privkey.pem")
     return ClientKeys(keydir, pub, sec, key_id)
@@ -75,7 +112,7 @@ def install_keys(source: Path, keydir: Path) -> None:
     which holds the new passphrase.
     """
     for name in KEY_FILES:
-        tools.write_private(keydir / name, (source / name).read_bytes(), backup=False)
+        write_key(keydir / name, (source / name).read_bytes(), backup=False)
     shutil.rmtree(source, ignore_errors=True)
 
 
@@ -87,8 +124,8 @@ def section(
         secret.reveal(), keys.pubkey, seckey_armored=keys.seckey, also_to=[k.pubkey for k in also]
     )
     fingerprint = openpgp.fingerprint(keys.pubkey)
-    host_key = tools.ssh_host_key("localhost") if ssh else None
-    text = render.client_section(name, fingerprint, message, key_id=keys.key_id, ssh=host_key)
+    host_key = ssh_host_key("localhost") if ssh else None
+    text = client_section(name, fingerprint, message, key_id=keys.key_id, ssh=host_key)
     if also:
         ids = " ".join(str(k.key_id).lower() for k in (keys, *also))
         text = text.replace(f"key_id = {str(keys.key_id).lower()}\n", f"key_id = {ids}\n", 1)

@@ -20,7 +20,6 @@ from mandos import __version__
 from mandos.client.args import ConnectTarget, parse_connect
 from mandos.core.durations import parse_duration
 from mandos.core.errors import ConfigError, MandosError, UsageError
-from mandos.keygen.main import default_directory
 from mandos.luks import commands, host, store
 from mandos.luks.cryptsetup import Cryptsetup
 
@@ -163,7 +162,7 @@ def make_env(opts: argparse.Namespace) -> commands.Env:
         if value is not None:
             kdf.append(f"--{flag.replace('_', '-')}={value}")
     cs = Cryptsetup(opts.cryptsetup, kdf)
-    keydir = Path(opts.keydir) if opts.keydir else default_directory()
+    keydir = Path(opts.keydir) if opts.keydir else host.default_keydir()
     bindings = store.BindingStore(cs, Path(opts.record_dir))
     return commands.Env(cs, bindings, Path(opts.backup_dir), keydir)
 
