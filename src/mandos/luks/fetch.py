@@ -18,8 +18,8 @@ from typing import Final
 from mandos.adapters import openpgp
 from mandos.adapters.gnutls.session import RawKeyCredentials
 from mandos.client.args import DEFAULT_PRIORITY, ConnectTarget
-from mandos.client.attempt import AttemptFailed, SockAddr, Timeouts, fetch_blocking
-from mandos.core.errors import DecryptError, KeyFileError, MandosError
+from mandos.client.attempt import SockAddr, Timeouts, fetch_blocking
+from mandos.core.errors import AttemptFailed, DecryptError, KeyFileError, MandosError
 from mandos.core.values import Secret
 
 #: How long to listen for Zeroconf announcements when no --connect is given.
