@@ -64,8 +64,9 @@ def clients_loader(configdir: str) -> tuple[ClientConfig, ...]:
         text = _read_text(path, required=False)
         if text is None:
             continue
+        lines = _section_lines(text)
         for client in parse_clients_conf(text, origin, _read_secfile):
-            place = f"{origin}:{_section_line(text, client.name.value)}"
+            place = f"{origin}:{lines.get(client.name.value, 1)}"
             if client.name.value in where:
                 first = where[client.name.value]
                 raise ConfigError(
@@ -90,12 +91,14 @@ def _clients_files(configdir: Path) -> list[tuple[Path, str]]:
     return files
 
 
-def _section_line(text: str, name: str) -> int:
-    """The line number of section ``[name]`` in ``text`` (1 if not found)."""
+def _section_lines(text: str) -> dict[str, int]:
+    """Section name -> the line number of its ``[name]`` header, in one pass over ``text``."""
+    found: dict[str, int] = {}
     for number, line in enumerate(text.splitlines(), start=1):
-        if line.strip() == f"[{name}]":
-            return number
-    return 1
+        stripped = line.strip()
+        if stripped.startswith("[") and stripped.endswith("]"):
+            found.setdefault(stripped[1:-1], number)
+    return found
 
 
 def load_config(argv: Sequence[str] | None) -> ServerConfig:
