@@ -82,7 +82,13 @@ class MandosServer:
         registry, initial = self._start_registry()
         listener = open_listening_socket(self.config)
         self.port = listening_port(listener)
-        log.info("Listening on port %d", self.port)
+        log.info(
+            "Listening on port %d, address %s%s; %d clients loaded",
+            self.port,
+            listener.getsockname()[0],
+            f" (interface {self.config.interface})" if self.config.interface else "",
+            len(registry.names()),
+        )
         loop = asyncio.get_running_loop()
         self._install_signal_handlers(loop)
         bus = await self._connect_bus() if self.config.use_dbus else None
