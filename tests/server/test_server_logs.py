@@ -67,3 +67,12 @@ def test_each_unknown_key_is_logged_once(tls_key: TLSKey) -> None:
         time.sleep(0.3)  # the later refusals have been logged, if they were
         log = server.log_text()
     assert log.count(f"Client not found for key ID: {tls_key.key_id}") == 1, log
+
+
+def test_misspelled_option_gets_a_warning_with_file_and_line(tls_key: TLSKey) -> None:
+    conf = client_section("c1", tls_key, SECRET, intervall="PT1M", domain="example.org")
+    with our_server(conf, debug=False) as server:
+        log = server.wait_for_log("clients loaded")
+    path = server.configdir / "clients.conf"
+    assert f"WARNING: {path}:4: unknown option 'intervall'; did you mean 'interval'?" in log
+    assert "domain" not in log  # a custom key, for %(domain)s expansions

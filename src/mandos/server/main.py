@@ -23,6 +23,7 @@ from mandos.adapters.gnutls.session import check_priority
 from mandos.core.config import DEFAULT_CONFIGDIR, ClientConfig, ServerConfig
 from mandos.core.config_files import parse_clients_conf
 from mandos.core.errors import EX_OSERR, ConfigError, MandosError, StateFileError, TLSError
+from mandos.core.option_names import misspelled_options
 from mandos.server.app import MandosServer
 from mandos.server.args import load_server_config, parse_server_args, validate_server_config
 from mandos.server.logsetup import configure_logging
@@ -57,6 +58,8 @@ def clients_loader(configdir: str) -> tuple[ClientConfig, ...]:
     text = _read_text(path, required=False)
     if text is None:
         return ()
+    for warning in misspelled_options(text, str(path)):
+        log.warning("%s", warning)
     return parse_clients_conf(text, "clients.conf", _read_secfile)
 
 
