@@ -97,3 +97,14 @@ def test_a_root_owned_state_dir_is_given_to_mandos(tmp_path: Path) -> None:
         + "stat -c '%U:%G %a' /var/lib/mandos\n",
     )
     assert out.splitlines() == ["_mandos:_mandos 700"]
+
+
+def test_systemd_units_verify(tmp_path: Path) -> None:
+    """mandos.service and mandos.socket as installed: systemd-analyze finds nothing to say."""
+    out = in_scratch_root(
+        tmp_path,
+        install("--server-only")
+        + "cd /usr/lib/systemd/system\n"
+        + "systemd-analyze verify mandos.socket mandos.service 2>&1; echo verify=$?\n",
+    )
+    assert out == "verify=0\n"

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mandos.adapters.gnutls.session import check_priority
+from mandos.adapters.socket_activation import activation_socket, keep_private
 from mandos.core.config import DEFAULT_CONFIGDIR, ClientConfig, ServerConfig
 from mandos.core.config_files import parse_clients_conf
 from mandos.core.errors import EX_OSERR, ConfigError, MandosError, StateFileError, TLSError
@@ -71,6 +72,11 @@ def load_config(argv: Sequence[str] | None) -> ServerConfig:
     configdir = args.configdir or DEFAULT_CONFIGDIR
     conf_text = _read_text(Path(configdir) / "mandos.conf", required=False)
     config = load_server_config(conf_text, args)
+    passed = activation_socket(os.environ, os.getpid())  # systemd's, unless --socket says
+    if config.socket is None and passed is not None:
+        config = dataclasses.replace(config, socket=passed)
+    if config.socket is not None:
+        keep_private(config.socket)
     validate_server_config(config)
     try:
         check_priority(config.priority)
