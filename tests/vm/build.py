@@ -371,3 +371,36 @@ def build_reference_initramfs(root: Path, kernel: Kernel, keys: ClientKeys, out:
             run(["chroot", root, "mkinitramfs", "-o", inside, kernel.release], timeout=900)
         shutil.move(root / str(inside).lstrip("/"), out)
     return Initramfs(out, "mkinitramfs+reference", time.monotonic() - start)
+
+
+# --------------------------------------------------------------------------- Debian 13 (trixie)
+
+TRIXIE: Final = "trixie"
+#: Debian 13's Mandos, run inside its own chroot (its Python and libraries are trixie's).
+TRIXIE_MANDOS: Final = ("mandos", "mandos-client")
+TRIXIE_MANDOS_EXTRA: Final = ("procps", "dbus-daemon", "fping")
+
+
+def trixie_mandos_recipe() -> str:
+    """What the cached trixie Mandos chroot is made of; a change rebuilds it."""
+    return "\n".join([TRIXIE, MIRROR, *TRIXIE_MANDOS, *TRIXIE_MANDOS_EXTRA, "v1"])
+
+
+def ensure_trixie_mandos_chroot() -> Path:
+    """A trixie chroot (mmdebstrap) with Debian 13's mandos and mandos-client installed.
+
+    Only the chroot sees trixie's archive: the host's apt sources are never touched.
+    """
+    with locked("chroot-trixie-mandos"):
+        digest = hashlib.sha256(trixie_mandos_recipe().encode()).hexdigest()[:12]
+        final = cache_dir() / f"chroot-trixie-mandos-{digest}"
+        if not (final / ".complete").exists():
+            tmp = _fresh(final)
+            packages = ",".join((*TRIXIE_MANDOS, *TRIXIE_MANDOS_EXTRA))
+            run(["mmdebstrap", "--variant=minbase", f"--include={packages}", TRIXIE, tmp, MIRROR],
+                timeout=1800)  # fmt: skip
+            (tmp / ".complete").write_text(trixie_mandos_recipe())
+            if final.exists():
+                shutil.rmtree(final)
+            tmp.rename(final)
+        return final

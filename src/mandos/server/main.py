@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import grp
 import logging
 import os
@@ -61,7 +62,8 @@ def clients_loader(configdir: str) -> tuple[ClientConfig, ...]:
         return ()
     for warning in misspelled_options(text, str(path)):
         log.warning("%s", warning)
-    return parse_clients_conf(text, "clients.conf", _read_secfile)
+    skipped = functools.partial(log.warning, "%s")  # as Mandos 1.8.17: warn, ignore the section
+    return parse_clients_conf(text, "clients.conf", _read_secfile, skipped=skipped)
 
 
 def load_config(argv: Sequence[str] | None) -> ServerConfig:
