@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -88,6 +89,10 @@ def test_trixie_mandos_ctl_drives_our_server(keys: TrixieKeys, work: Path) -> No
             assert done.returncode == 0, done.stderr.decode()
             return done.stdout.decode()
 
+        deadline = time.monotonic() + 30  # the server claims its bus name after it listens
+        while run_in_chroot(work, ["mandos-ctl"], env=env, timeout=60).returncode != 0:
+            assert time.monotonic() < deadline, "our server never appeared on the bus"
+            time.sleep(0.2)
         listing = ctl()
         assert listing.split("\n")[1].split()[:2] == [name, "Yes"], listing
         ctl("--disable", name)
