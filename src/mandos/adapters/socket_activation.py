@@ -10,6 +10,7 @@ Mandos 1.8.18 does, so that checkers and their children never hold the listening
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import MutableMapping
 from typing import Final
@@ -45,8 +46,9 @@ def activation_socket(environ: MutableMapping[str, str], pid: int) -> int | None
 
 
 def keep_private(fd: int) -> None:
-    """Make the inherited listening descriptor close on exec (checkers must not hold it)."""
-    try:
+    """Make the inherited listening descriptor close on exec (checkers must not hold it).
+
+    A descriptor that is not open is left to the listener, which refuses it in one line.
+    """
+    with contextlib.suppress(OSError):
         os.set_inheritable(fd, False)
-    except OSError as exc:
-        raise ConfigError(f"socket: file descriptor {fd} cannot be used: {exc.strerror}") from None
