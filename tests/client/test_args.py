@@ -17,6 +17,7 @@ from mandos.client.args import (
     help_text,
     parse_args,
     parse_connect,
+    resolve_hook_dir,
     usage_text,
 )
 from mandos.core.errors import UsageError
@@ -172,3 +173,18 @@ def test_connect_scope_is_a_number_or_an_interface(scope: str, scope_id: int | N
         0,
         socket.if_nametoindex("lo") if scope_id is None else scope_id,
     )
+
+
+def test_hook_dir_outside_the_initramfs_is_the_admins() -> None:
+    """/lib/mandos/network-hooks.d exists only in the initramfs; elsewhere the default is
+    /etc/mandos/network-hooks.d, which integration/install creates (issue 15)."""
+    default = parse_args([])
+    assert isinstance(default, ClientOptions)
+    only_etc = {"/etc/mandos/network-hooks.d"}.__contains__
+    both = {"/etc/mandos/network-hooks.d", "/lib/mandos/network-hooks.d"}.__contains__
+    assert resolve_hook_dir(default, only_etc).network_hook_dir == "/etc/mandos/network-hooks.d"
+    assert resolve_hook_dir(default, both).network_hook_dir == "/lib/mandos/network-hooks.d"
+    assert resolve_hook_dir(default, set().__contains__) == default
+    explicit = parse_args(["--network-hook-dir=/srv/hooks"])
+    assert isinstance(explicit, ClientOptions)
+    assert resolve_hook_dir(explicit, only_etc) == explicit

@@ -83,14 +83,17 @@ def test_random_delay_bounds() -> None:
 def test_enable_and_disable() -> None:
     state = ClientState.fresh(config(enabled=False), T0)
     assert state.disable() == []
-    assert state.enable(T0) == []
+    assert state.enable(T0, "on request (D-Bus)") == [
+        Log(logging.INFO, "Enabling client %s: %s", ("foo.example", "on request (D-Bus)"))
+    ]
+    assert state.enable(T0) == []  # already enabled: nothing to say
     assert (state.enabled, state.last_enabled) == (True, T0)
     assert state.checker_next_start == T0 + 2 * MIN
     assert state.expires == T0 + 4 * MIN
     started(state)
     state.approvals_pending = 1
-    assert state.disable() == [
-        Log(logging.INFO, "Disabling client %s", ("foo.example",)),
+    assert state.disable(cause="on request (D-Bus)") == [
+        Log(logging.INFO, "Disabling client %s: %s", ("foo.example", "on request (D-Bus)")),
         StopChecker("foo.example"),
         WakeApprovalWaiters("foo.example"),
     ]
@@ -106,7 +109,7 @@ def test_start_checker_expands_runtime_values() -> None:
     state = enabled_state(host="a b")
     out = state.start_checker(T0)
     assert out == [
-        Log(logging.INFO, "Starting checker %r for %s", ("check 'a b'", "foo.example")),
+        Log(logging.DEBUG, "Starting checker %r for %s", ("check 'a b'", "foo.example")),
         StartChecker("foo.example", "check 'a b'"),
         Signal("foo.example", "CheckerStarted", ("check 'a b'",)),
     ]
@@ -142,7 +145,7 @@ def test_runtime_values() -> None:
 
 # (returncode, signal) -> (status, signal kept, log level, log message, exitcode, waitstatus)
 FINISH_TABLE = [
-    (0, None, 0, None, logging.INFO, "Checker for %s succeeded", 0, 0),
+    (0, None, 0, None, logging.DEBUG, "Checker for %s succeeded", 0, 0),
     (1, None, 1, None, logging.INFO, "Checker for %s failed", 1, 256),
     (255, None, 255, None, logging.INFO, "Checker for %s failed", 255, 255 << 8),
     (None, 9, -1, 9, logging.WARNING, "Checker for %s crashed?", -1, (-1 << 8) | 9),
@@ -253,8 +256,9 @@ def test_checker_of_disabled_client_is_stopped_after_timeout() -> None:
 def test_expiry_disables() -> None:
     state = started(enabled_state())
     out = state.tick(T0 + 5 * MIN)
+    cause = "timed out: no successful check within its timeout (last at 2024-05-01 12:00:00 UTC)"
     assert out == [
-        Log(logging.INFO, "Disabling client %s", ("foo.example",)),
+        Log(logging.INFO, "Disabling client %s: %s", ("foo.example", cause)),
         StopChecker("foo.example"),
     ]
     assert state.enabled is False
@@ -283,7 +287,8 @@ def test_timeout_change_moves_expiry() -> None:
 def test_timeout_change_into_the_past_disables() -> None:
     state = enabled_state()
     out = state.reconfigure(config(timeout=MIN), T0 + 4 * MIN)
-    assert out == [Log(logging.INFO, "Disabling client %s", ("foo.example",))]
+    cause = "its new timeout has already run out"
+    assert out == [Log(logging.INFO, "Disabling client %s: %s", ("foo.example", cause))]
     assert state.enabled is False
 
 

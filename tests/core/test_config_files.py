@@ -186,6 +186,18 @@ def test_neither_key_id_nor_fingerprint() -> None:
     assert error(text) == "clients.conf:4: client lonely: no key_id or fingerprint"
 
 
+def test_neither_key_id_nor_fingerprint_can_be_skipped() -> None:
+    """As Mandos 1.8.17: a warning, and the other sections are served."""
+    text = f"[lonely]\nsecret = {SECRET_B64}\n[a]\nkey_id = {KEY_A}\nsecret = {SECRET_B64}\n"
+    warnings: list[str] = []
+    (a,) = parse_clients_conf(text, "clients.conf", skipped=warnings.append)
+    assert a.name == ClientName("a")
+    assert warnings == ["clients.conf:1: client lonely: no key_id or fingerprint; section skipped"]
+    bad_secret = f"[lonely]\nsecret = {SECRET_B64}\n[b]\nkey_id = 12\n"
+    with pytest.raises(ConfigError, match="key_id"):  # other errors still stop the server
+        parse_clients_conf(bad_secret, skipped=warnings.append)
+
+
 def test_secfile_used_when_no_secret() -> None:
     text = f"[c]\nkey_id = {KEY_A}\nsecfile = $HOME/%(name)s\nname = x\n"
     (client,) = clients(text, **{"$HOME/x": b"raw bytes"})

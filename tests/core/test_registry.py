@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import logging
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -80,6 +80,21 @@ def test_unknown_key_is_refused_with_client_not_found() -> None:
     ]
     _, _, out = registry().begin_request(None, "::1", T0, fingerprint=Fingerprint("00" * 20))
     assert signals(out) == [(None, "ClientNotFound", ("00" * 20, "::1"))]
+
+
+def test_each_unknown_key_is_logged_at_info_once_an_hour() -> None:
+    """Every refusal is signalled; the log line is INFO once per key and hour, else DEBUG."""
+    reg = registry()
+
+    def level(key: KeyId, when: datetime) -> list[int]:
+        _, _, out = reg.begin_request(key, "::1", when)
+        assert signals(out) == [(None, "ClientNotFound", (str(key), "::1"))]
+        return [e.level for e in out if isinstance(e, Log)]
+
+    assert level(KEY_B, T0) == [logging.INFO]
+    assert level(KEY_B, T0 + MIN) == [logging.DEBUG]
+    assert level(KeyId("CD" * 32), T0 + MIN) == [logging.INFO]
+    assert level(KEY_B, T0 + 61 * MIN) == [logging.INFO]
 
 
 def test_no_approval_step_sends_at_once() -> None:
@@ -228,6 +243,10 @@ def test_enable_disable_emit_properties_and_save() -> None:
     assert reg.enable("a", T0) == []  # no change, no save
     out = reg.disable("a", T0)
     assert props(out) == {"Enabled": False, "Expires": None}
+    assert logs(out) == ["Disabling client a: on request (D-Bus)"]
+    assert logs(reg.set_property("a", "Enabled", True, T0)) == [
+        "Enabling client a: on request (D-Bus)"
+    ]
 
 
 def test_checker_commands_and_completion() -> None:
@@ -343,7 +362,10 @@ def test_tick_expires_client() -> None:
     reg.checked_ok("a", T0)
     reg.set_property("a", "Interval", timedelta(hours=1), T0)
     out = reg.tick(T0 + 5 * MIN)
-    assert logs(out)[-1] == "Disabling client a"
+    assert logs(out)[-1] == (
+        "Disabling client a: timed out: no successful check within its timeout"
+        " (last at 2024-05-01 12:00:00 UTC)"
+    )
     assert props(out)["Enabled"] is False
 
 
@@ -376,8 +398,10 @@ def test_reload_enabled_flip_follows_the_file() -> None:
     out = reg.reload([config(enabled=True)], T0)
     assert props(out) == {}  # already enabled
     reg.disable("a", T0)
-    reg.reload([config(enabled=False)], T0)
-    assert props(reg.reload([config(enabled=True)], T0))["Enabled"] is True
+    out = reg.reload([config(enabled=False)], T0)
+    out = reg.reload([config(enabled=True)], T0)
+    assert props(out)["Enabled"] is True
+    assert logs(out) == ["Enabling client a: clients.conf now says enabled = True"]
 
 
 def test_snapshot_of_unknown_client() -> None:

@@ -158,6 +158,26 @@ def test_password_mismatch_without_terminal(
     assert (code, out, err) == (1, "", "mandos-keygen: passphrase mismatch\n")
 
 
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"only once\n", "the passphrase was not repeated (give it twice, one line each)"),
+        (b"", "no passphrase given"),
+    ],
+)
+def test_password_not_repeated_says_so(
+    keydir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    data: bytes,
+    message: str,
+) -> None:
+    _stdin(monkeypatch, data)
+    code, out, err = run(["-d", str(keydir), "-p", "-S"], capsys)
+    assert (out, err.splitlines()[-1]) == ("", f"mandos-keygen: {message}")
+    assert code != 0
+
+
 def test_password_mismatch_on_terminal_asks_again() -> None:
     master, slave = pty.openpty()
     try:

@@ -94,11 +94,13 @@ def our_server(
     use_dbus: bool = False,
     env: Mapping[str, str] | None = None,
     max_open_files: int | None = None,
+    debug: bool = True,
 ) -> Iterator[RunningServer]:
     """Start our server in the foreground with ``clients_conf`` on a free loopback port.
 
     ``use_dbus`` drops ``--no-dbus``; ``env`` is added to the server's environment (such as a
-    private bus's ``DBUS_SYSTEM_BUS_ADDRESS``); ``max_open_files`` is its ``ulimit -n``.
+    private bus's ``DBUS_SYSTEM_BUS_ADDRESS``); ``max_open_files`` is its ``ulimit -n``;
+    ``debug=False`` logs at the default level (to stderr only where there is no ``/dev/log``).
     """
     with tempfile.TemporaryDirectory(prefix="mandos-test-") as tmp:
         base = Path(tmp)
@@ -112,7 +114,7 @@ def our_server(
         port = free_port(host)
         argv = [
             sys.executable, "-m", "mandos.server",
-            "--foreground", "--debug", "--no-zeroconf",
+            "--foreground", *(("--debug",) if debug else ()), "--no-zeroconf",
             *(() if use_dbus else ("--no-dbus",)),
             f"--address={host}", f"--port={port}",
             f"--configdir={configdir}", f"--statedir={state}",

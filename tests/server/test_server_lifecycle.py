@@ -123,7 +123,8 @@ def test_sighup_reloads_clients_conf(tls_key: TLSKey) -> None:
 
 def test_bad_clients_conf_on_sighup_keeps_the_old_clients(tls_key: TLSKey) -> None:
     with our_server(client_section("c1", tls_key, SECRET)) as server:
-        (server.configdir / "clients.conf").write_text("[c1]\ntimeout = PT5X\n")
+        bad = client_section("c1", tls_key, SECRET, timeout="PT5X")
+        (server.configdir / "clients.conf").write_text(bad)
         server.signal(signal.SIGHUP)
         server.wait_for_log("Not reloading clients.conf")
         assert fetch(server.host, server.port, tls_key) == SECRET

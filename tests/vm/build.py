@@ -163,6 +163,11 @@ def _configure_chroot(root: Path, kernel: Kernel) -> None:
     modules.mkdir(parents=True, exist_ok=True)
     shutil.copytree(kernel.tree / "lib" / "modules" / kernel.release, modules / kernel.release)
     run(["chroot", root, "depmod", kernel.release])
+    _configure_guest(root)
+
+
+def _configure_guest(root: Path) -> None:
+    """crypttab, fstab and initramfs-tools settings for the guest."""
     (root / "etc" / "crypttab").write_text(f"{MAPPER_NAME} /dev/vda none luks,initramfs\n")
     (root / "etc" / "initramfs-tools" / "modules").write_text("\n".join(GUEST_MODULES) + "\n")
     conf = root / "etc" / "initramfs-tools" / "initramfs.conf"
@@ -301,12 +306,24 @@ def install_keys(root: Path, keys: ClientKeys, runner_conf: str) -> None:
     (root / "etc" / "mandos" / "plugin-runner.conf").write_text(runner_conf)
 
 
-def build_initramfs(root: Path, kernel: Kernel, keys: ClientKeys, out: Path) -> Initramfs:
-    """Install our package and hook into the chroot, then run Debian's mkinitramfs."""
+def build_initramfs(
+    root: Path,
+    kernel: Kernel,
+    keys: ClientKeys,
+    out: Path,
+    *,
+    lock: str = "chroot",
+    host_python: str | None = None,
+) -> Initramfs:
+    """Install our package and hook into the chroot, then run Debian's mkinitramfs.
+
+    ``host_python``: a host Python of the chroot's version, to build the wheels with.
+    """
     start = time.monotonic()
-    with locked("chroot"):
+    env = dict(os.environ, **({"MANDOS_HOST_PYTHON": host_python} if host_python else {}))
+    with locked(lock):
         run(["bash", REPO / "integration" / "install", "--root", root, "--client-only"],
-            timeout=900)  # fmt: skip
+            timeout=900, env=env)  # fmt: skip
         # --debug: the client's progress lines on the console explain a failed boot.
         install_keys(root, keys, CLIENT_RUNNER_CONF)
         (root / "boot").mkdir(exist_ok=True)
@@ -371,3 +388,118 @@ def build_reference_initramfs(root: Path, kernel: Kernel, keys: ClientKeys, out:
             run(["chroot", root, "mkinitramfs", "-o", inside, kernel.release], timeout=900)
         shutil.move(root / str(inside).lstrip("/"), out)
     return Initramfs(out, "mkinitramfs+reference", time.monotonic() - start)
+
+
+# --------------------------------------------------------------------------- Debian 13 (trixie)
+
+TRIXIE: Final = "trixie"
+#: Debian 13's Mandos, run inside its own chroot (its Python and libraries are trixie's).
+TRIXIE_MANDOS: Final = ("mandos", "mandos-client")
+TRIXIE_MANDOS_EXTRA: Final = ("procps", "dbus-daemon", "fping")
+
+
+def trixie_mandos_recipe() -> str:
+    """What the cached trixie Mandos chroot is made of; a change rebuilds it."""
+    return "\n".join([TRIXIE, MIRROR, *TRIXIE_MANDOS, *TRIXIE_MANDOS_EXTRA, "v1"])
+
+
+def ensure_trixie_mandos_chroot() -> Path:
+    """A trixie chroot (mmdebstrap) with Debian 13's mandos and mandos-client installed.
+
+    Only the chroot sees trixie's archive: the host's apt sources are never touched.
+    """
+    with locked("chroot-trixie-mandos"):
+        digest = hashlib.sha256(trixie_mandos_recipe().encode()).hexdigest()[:12]
+        final = cache_dir() / f"chroot-trixie-mandos-{digest}"
+        if not (final / ".complete").exists():
+            tmp = _fresh(final)
+            packages = ",".join((*TRIXIE_MANDOS, *TRIXIE_MANDOS_EXTRA))
+            run(["mmdebstrap", "--variant=minbase", f"--include={packages}", TRIXIE, tmp, MIRROR],
+                timeout=1800)  # fmt: skip
+            (tmp / ".complete").write_text(trixie_mandos_recipe())
+            if final.exists():
+                shutil.rmtree(final)
+            tmp.rename(final)
+        return final
+
+
+#: Debian 13 as the guest: its kernel (installed by apt in the chroot), initramfs-tools,
+#: cryptsetup and Python 3.13, with our client installed from wheels built for 3.13.
+TRIXIE_CHROOT_PACKAGES: Final = (
+    "initramfs-tools", "cryptsetup-initramfs", "cryptsetup-bin", "busybox", "kmod", "zstd",
+    "python3", "python3-venv", "libgnutls30t64", "gpg", "gpg-agent", "udev", "klibc-utils",
+    "linux-image-amd64",
+)  # fmt: skip
+
+
+def extract_vmlinux_zstd(vmlinuz: bytes) -> bytes:
+    """The ELF kernel inside a zstd-compressed bzImage (Debian 13's kernels), with zstd(1)."""
+    start = vmlinuz.find(b"\x28\xb5\x2f\xfd")
+    if start < 0:
+        raise RuntimeError("no zstd frame in vmlinuz")
+    # The bzImage's size footer follows the frame: zstd then complains, after the whole frame.
+    done = subprocess.run(
+        ["zstd", "-dc"], input=vmlinuz[start:], capture_output=True, timeout=120, check=False
+    )
+    if not done.stdout.startswith(b"\x7fELF"):
+        raise RuntimeError(f"the zstd frame in vmlinuz is not an ELF kernel: {done.stderr!r}")
+    return done.stdout
+
+
+def trixie_chroot_recipe() -> str:
+    """What the cached trixie guest chroot is made of; a change rebuilds it."""
+    return "\n".join([TRIXIE, MIRROR, *TRIXIE_CHROOT_PACKAGES, *GUEST_MODULES, "v1"])
+
+
+def ensure_trixie_guest() -> tuple[Path, Kernel]:
+    """A trixie chroot with its kernel installed, and that kernel (vmlinux extracted, cached)."""
+    with locked("chroot-trixie"):
+        digest = hashlib.sha256(trixie_chroot_recipe().encode()).hexdigest()[:12]
+        final = cache_dir() / f"chroot-trixie-{digest}"
+        if not (final / ".complete").exists():
+            tmp = _fresh(final)
+            # No initramfs for the kernel package here: ours is built later, with our hook.
+            run(["mmdebstrap", "--variant=minbase", f"--include={','.join(TRIXIE_CHROOT_PACKAGES)}",
+                 "--dpkgopt=force-confdef", "--dpkgopt=force-confold",
+                 "--essential-hook=mkdir -p \"$1/etc/initramfs-tools\"; "
+                 "echo 'update_initramfs=no' > \"$1/etc/initramfs-tools/update-initramfs.conf\"",
+                 TRIXIE, tmp, MIRROR], timeout=1800)  # fmt: skip
+            for unused in (tmp / "boot").glob("initrd.img-*"):  # the package's, made with -c
+                unused.unlink()
+            _configure_guest(tmp)
+            (tmp / ".complete").write_text(trixie_chroot_recipe())
+            if final.exists():
+                shutil.rmtree(final)
+            tmp.rename(final)
+        (release,) = [p.name for p in (final / "lib" / "modules").iterdir()]
+        kdir = cache_dir() / "kernel-trixie" / release
+        if not (kdir / "vmlinux").exists():
+            tmp = _fresh(kdir)
+            (tmp / "boot").mkdir(parents=True)
+            for name in (f"config-{release}", f"System.map-{release}"):
+                shutil.copy2(final / "boot" / name, tmp / "boot" / name)
+            vmlinuz = (final / "boot" / f"vmlinuz-{release}").read_bytes()
+            (tmp / "vmlinux").write_bytes(extract_vmlinux_zstd(vmlinuz))
+            kdir.parent.mkdir(parents=True, exist_ok=True)
+            tmp.rename(kdir)
+        return final, Kernel(release, kdir / "vmlinux", kdir)
+
+
+def host_python_like(root: Path) -> str | None:
+    """A host Python with pip of the same X.Y as the chroot's python3 (for its wheels), or None.
+
+    Looks on PATH (``pythonX.Y``), then in pyenv's versions (whose PATH shims only answer for
+    the selected version).
+    """
+    code = "import sys; print('%d.%d' % sys.version_info[:2])"
+    version = run(["chroot", root, "python3", "-c", code]).strip()
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    found = sorted(pyenv.glob(f"versions/{version}*/bin/python{version}"))
+    for candidate in filter(None, [shutil.which(f"python{version}"), *map(str, found)]):
+        check = subprocess.run(
+            [candidate, "-c", f"import pip; {code}"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        if check.returncode == 0 and check.stdout.strip() == version:
+            return candidate
+    return None

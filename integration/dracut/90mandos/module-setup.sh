@@ -22,9 +22,12 @@ _mandos_keydir() {
 }
 
 check() {
+    # Host-only images only (they hold this host's keys), as the reference. Return 0, not 255:
+    # dracut unsets $hostonly when a module is asked for by name, so 255 ("only on request")
+    # could never be met and the module was never included.
     [[ $hostonly ]] || return 1
     _mandos_libdir >/dev/null && _mandos_keydir >/dev/null && [ -x "$MANDOS_PYTHON" ] || return 1
-    return 255
+    return 0
 }
 
 depends() {

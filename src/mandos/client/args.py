@@ -13,10 +13,12 @@ Rules of this module (mandos-client(8mandos), REFERENCE A11):
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import ipaddress
 import math
-from collections.abc import Sequence
+import os.path
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -33,6 +35,8 @@ DEFAULT_PRIORITY: Final = (
     "SECURE128:!CTYPE-X.509:+CTYPE-RAWPK:!RSA:!VERS-ALL:+VERS-TLS1.3:%PROFILE_ULTRA"
 )
 DEFAULT_HOOK_DIR: Final = "/lib/mandos/network-hooks.d"
+#: Where the admin keeps the hooks; the initramfs hook copies them to DEFAULT_HOOK_DIR.
+INSTALLED_HOOK_DIR: Final = "/etc/mandos/network-hooks.d"
 DEFAULT_DELAY: Final = 2.5
 DEFAULT_RETRY: Final = 10.0
 #: The interface name that stops the bringing up of the names listed after it.
@@ -234,3 +238,16 @@ def help_text() -> str:
 def version_text() -> str:
     """The --version message."""
     return f"{PROG} {__version__} (compatible with Mandos {VERSION})\n"
+
+
+def resolve_hook_dir(
+    opts: ClientOptions, isdir: Callable[[str], bool] = os.path.isdir
+) -> ClientOptions:
+    """Outside the initramfs (no DEFAULT_HOOK_DIR), the default hooks are INSTALLED_HOOK_DIR's."""
+    if (
+        opts.network_hook_dir == DEFAULT_HOOK_DIR
+        and not isdir(DEFAULT_HOOK_DIR)
+        and isdir(INSTALLED_HOOK_DIR)
+    ):
+        return dataclasses.replace(opts, network_hook_dir=INSTALLED_HOOK_DIR)
+    return opts

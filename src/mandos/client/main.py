@@ -359,7 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(parsed.debug)
     try:
         keys = load_keys(parsed)
-        status = _run(parsed, keys, stopper)
+        status = _run(cli.resolve_hook_dir(parsed), keys, stopper)
     except Interrupted:
         status = None
     except MandosError as exc:

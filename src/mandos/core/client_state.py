@@ -70,7 +70,7 @@ class CheckerOutcome(enum.Enum):
 
 #: Operator log line for each outcome (REFERENCE A5).
 CHECKER_LOG: Final[dict[CheckerOutcome, tuple[int, str]]] = {
-    CheckerOutcome.SUCCEEDED: (logging.INFO, "Checker for %s succeeded"),
+    CheckerOutcome.SUCCEEDED: (logging.DEBUG, "Checker for %s succeeded"),
     CheckerOutcome.FAILED: (logging.INFO, "Checker for %s failed"),
     CheckerOutcome.CRASHED: (logging.WARNING, "Checker for %s crashed?"),
 }
@@ -180,22 +180,24 @@ class ClientState:
         candidate = add_time(now, delay + self.config.interval)
         self.expires = candidate if self.expires is None else max(self.expires, candidate)
 
-    def enable(self, now: datetime) -> list[Effect]:
-        """Enable: checker after one interval, expiry after two (A4)."""
+    def enable(self, now: datetime, cause: str = "") -> list[Effect]:
+        """Enable: checker after one interval, expiry after two (A4); ``cause`` is logged."""
         if self.enabled:
             return []
         self.enabled = True
         self.last_enabled = now
         self.checker_next_start = add_time(now, self.config.interval)
         self.expires = add_time(now, 2 * self.config.interval)
-        return []
+        return [Log(logging.INFO, "Enabling client %s: %s", (self.name, cause or "requested"))]
 
-    def disable(self, *, quiet: bool = False) -> list[Effect]:
+    def disable(self, *, quiet: bool = False, cause: str = "") -> list[Effect]:
         """Disable: stop the checker and every timer; waiting connections get refused."""
         if not self.enabled:
             return []
         out: list[Effect] = (
-            [] if quiet else [Log(logging.INFO, "Disabling client %s", (self.name,))]
+            []
+            if quiet
+            else [Log(logging.INFO, "Disabling client %s: %s", (self.name, cause or "requested"))]
         )
         self.enabled = False
         self.expires = None
@@ -238,7 +240,7 @@ class ClientState:
         self.checker_command = command
         self.checker_started = now
         return [
-            Log(logging.INFO, "Starting checker %r for %s", (command, self.name)),
+            Log(logging.DEBUG, "Starting checker %r for %s", (command, self.name)),
             StartChecker(self.name, command),
             Signal(self.name, "CheckerStarted", (command,)),
         ]
@@ -301,7 +303,7 @@ class ClientState:
         if new.timeout != old.timeout and self.enabled and self.expires is not None:
             self.expires = add_time(self.expires, new.timeout - old.timeout)
             if self.expires <= now:
-                out += self.disable()
+                out += self.disable(cause="its new timeout has already run out")
         if new.interval != old.interval and self.enabled:
             self.checker_next_start = add_time(now, new.interval)
             out += self.start_checker(now)
@@ -338,6 +340,11 @@ class ClientState:
             return None
         return add_time(self.checker_started, self.config.timeout)
 
+    def _expiry_cause(self) -> str:
+        last = self.last_checked_ok
+        since = "never" if last is None else f"last at {last.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+        return f"timed out: no successful check within its timeout ({since})"
+
     def tick(self, now: datetime) -> list[Effect]:
         """Fire every timer due at ``now``: approval reset, expiry, checker kill and start."""
         out: list[Effect] = []
@@ -345,7 +352,7 @@ class ClientState:
             self.approved = None
             self.approved_until = None
         if self.enabled and self.expires is not None and now >= self.expires:
-            return self.disable()
+            return self.disable(cause=self._expiry_cause())
         deadline = self.checker_deadline
         if deadline is not None and now >= deadline:
             out.append(Log(logging.WARNING, "Checker for %s timed out; stopping it", (self.name,)))

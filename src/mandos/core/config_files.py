@@ -17,10 +17,11 @@ Rules of this module:
    placed at the line where its key is written in the section, else in ``[DEFAULT]``, else at
    the section header. No message ever quotes a ``secret`` or a line of the file.
 5. Differences from the reference, on purpose: a client needs ``key_id`` or ``fingerprint``
-   (the reference insisted on ``fingerprint``); key IDs and fingerprints must be 64 and 40 hex
-   digits (the reference kept any string, which then never matched); ``secret`` is never
-   kept in ``ClientConfig.raw``; ``key_id`` may hold several key IDs separated by whitespace
-   (a client rotating its keys), the first of which is ``ClientConfig.key_id``.
+   (1.8.16 insisted on ``fingerprint``; since 1.8.17 a section with neither is skipped with a
+   warning, which the server asks for with ``skipped``); key IDs and fingerprints must be 64
+   and 40 hex digits (the reference kept any string, which then never matched); ``secret`` is
+   never kept in ``ClientConfig.raw``; ``key_id`` may hold several key IDs separated by
+   whitespace (a client rotating its keys), the first of which is ``ClientConfig.key_id``.
 """
 
 from __future__ import annotations
@@ -219,6 +220,7 @@ def parse_clients_conf(
     text: str,
     origin: str = "clients.conf",
     read_secfile: Callable[[str], bytes] | None = None,
+    skipped: Callable[[str], None] | None = None,
 ) -> tuple[ClientConfig, ...]:
     """Every client section of clients.conf, in file order.
 
@@ -227,6 +229,9 @@ def parse_clients_conf(
             ``$VAR`` then ``~user`` as the reference does, and returns the file's bytes; it may
             raise ``OSError`` or a ``MandosError``. Called only for sections without ``secret``;
             when None, such a section is an error.
+        skipped: given, a section with neither ``key_id`` nor ``fingerprint`` is left out and
+            this is called with the placed message (as Mandos 1.8.17 warns and ignores it);
+            when None, such a section is an error.
     """
     parser = configparser.ConfigParser(defaults=CLIENT_DEFAULTS)
     index = _read(text, origin, parser)
@@ -234,8 +239,17 @@ def parse_clients_conf(
     for section in parser.sections():
         with _map_configparser_errors(origin, index):
             items = dict(parser.items(section))
-        clients.append(_client(_Section(origin, index, section, items), read_secfile))
+        try:
+            clients.append(_client(_Section(origin, index, section, items), read_secfile))
+        except _NoClientKey as exc:
+            if skipped is None:
+                raise
+            skipped(f"{exc}; section skipped")
     return tuple(clients)
+
+
+class _NoClientKey(ConfigError):
+    """A section names no key the client could be known by."""
 
 
 def _client(values: _Section, read_secfile: Callable[[str], bytes] | None) -> ClientConfig:
@@ -248,7 +262,7 @@ def _client(values: _Section, read_secfile: Callable[[str], bytes] | None) -> Cl
     fingerprint = values.hex_id("fingerprint", Fingerprint.parse)
     if key_id is None and fingerprint is None:
         line = values.index.line(values.section)
-        raise ConfigError(f"client {name}: no key_id or fingerprint", values.origin, line)
+        raise _NoClientKey(f"client {name}: no key_id or fingerprint", values.origin, line)
     return ClientConfig(
         name=name,
         secret=_secret(values, read_secfile),

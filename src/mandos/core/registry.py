@@ -33,6 +33,7 @@ from mandos.core.client_state import ClientState, merge_config
 from mandos.core.config import ClientConfig
 from mandos.core.effects import Effect, Log, PropertiesChanged, SaveState, Signal
 from mandos.core.errors import LocalProtocolError
+from mandos.core.log_limit import OncePerKey
 from mandos.core.properties import CLIENT_PROPERTIES, Kind
 from mandos.core.requests import (
     AwaitApproval,
@@ -109,6 +110,7 @@ class Registry:
         self._timers = Timers()
         self._by_key_id: dict[KeyId, ClientState] = {}
         self._by_fingerprint: dict[Fingerprint, ClientState] = {}
+        self._unknown = OncePerKey()  # unknown keys are logged once an hour each
         self._adopt([ClientState.fresh(c, now) for c in configs], now)
 
     def replace_states(self, states: Iterable[ClientState], now: datetime) -> None:
@@ -198,7 +200,8 @@ class Registry:
         state = self._find(key_id, fingerprint)
         if state is None:
             shown = str(key_id if key_id is not None else fingerprint or "")
-            refusal, out = not_found(shown, address)
+            level = logging.INFO if self._unknown.first(shown, now) else logging.DEBUG
+            refusal, out = not_found(shown, address, level)
             return None, refusal, out
         diff = _Diff(state)
         handle, decision, out = open_request(state, now)
@@ -237,12 +240,12 @@ class Registry:
 
     def enable(self, name: str, now: datetime) -> list[Effect]:
         """Enable client ``name`` (no-op when enabled)."""
-        return self._command(name, lambda s: s.enable(now))
+        return self._command(name, lambda s: s.enable(now, "on request (D-Bus)"))
 
     # ``now`` is unused by some commands: every command takes it, so callers need not know.
     def disable(self, name: str, now: datetime) -> list[Effect]:  # noqa: ARG002
         """Disable client ``name`` (no-op when disabled)."""
-        return self._command(name, lambda s: s.disable())
+        return self._command(name, lambda s: s.disable(cause="on request (D-Bus)"))
 
     def start_checker(self, name: str, now: datetime) -> list[Effect]:
         """Start a checker now, unless one is running."""
@@ -359,5 +362,6 @@ def _reload_one(state: ClientState, file_config: ClientConfig, now: datetime) ->
     state.file_config = file_config
     out = state.reconfigure(merge_config(seen, state.config, file_config), now)
     if file_config.enabled != seen.enabled:
-        out += state.enable(now) if file_config.enabled else state.disable()
+        cause = f"clients.conf now says enabled = {file_config.enabled}"
+        out += state.enable(now, cause) if file_config.enabled else state.disable(cause=cause)
     return out

@@ -79,11 +79,11 @@ class RequestHandle:
         self._ended = True
 
 
-def not_found(shown: str, address: str) -> tuple[Decision, list[Effect]]:
-    """No client has the peer's key (``shown``: its key ID or fingerprint)."""
+def not_found(shown: str, address: str, level: int = logging.INFO) -> tuple[Decision, list[Effect]]:
+    """No client has the peer's key (``shown``: its key ID or fingerprint); logged at ``level``."""
     return Refuse(None, "Client not found"), [
         Signal(None, "ClientNotFound", (shown, address)),
-        Log(logging.INFO, "Client not found for key ID: %s, address: %s", (shown, address)),
+        Log(level, "Client not found for key ID: %s, address: %s", (shown, address)),
     ]
 
 

@@ -8,18 +8,25 @@ on a disabled client; 2 a command-line error, after the usage text).
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from mandos import __version__
 from mandos.adapters.dbus_client import MandosBus, Properties
 from mandos.core.durations import format_ctl, parse_ctl_duration
-from mandos.core.errors import ClientNotFoundError, CtlUsageError, MandosError
+from mandos.core.errors import (
+    ClientNotFoundError,
+    CtlUsageError,
+    MandosError,
+    ServerUnreachable,
+)
 from mandos.ctl import args as cli
 from mandos.ctl import render
 
 PROG = "mandos-ctl"
+_SYSTEM_BUS = "unix:path=/run/dbus/system_bus_socket"  # the D-Bus specification's default
 
 
 def _debug_line(line: str) -> None:
@@ -75,6 +82,20 @@ async def _run(command: cli.Command, secrets: dict[str, bytes]) -> int:
     return 0
 
 
+def not_running_hint(environ: Mapping[str, str] = os.environ) -> str:
+    """What to check when the server cannot be reached: the bus itself, or the server on it."""
+    address = environ.get("DBUS_SYSTEM_BUS_ADDRESS") or _SYSTEM_BUS
+    if address.startswith("unix:path="):
+        path = address.removeprefix("unix:path=").split(",")[0].split(";")[0]
+        if not Path(path).exists():
+            return f"{PROG}: there is no system D-Bus at {path}: is dbus running?"
+    return (
+        f"{PROG}: the Mandos server is not running, or runs without D-Bus (--no-dbus or"
+        " use_dbus = False); check with: systemctl status mandos;"
+        " busctl --system status se.recompile.Mandos"
+    )
+
+
 def _self_check() -> int:
     """``--check``: a quick self-test of the pure parts (the reference runs its unit tests)."""
     samples = {"PT5M": "00:05:00", "P1DT2H": "1T02:00:00", "1w": "7T00:00:00", "90s": "00:01:30"}
@@ -120,6 +141,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CtlUsageError as exc:
         sys.stderr.write(exc.usage)
         print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except ServerUnreachable as exc:
+        print(exc, file=sys.stderr)  # the reference's line, then what to check
+        print(not_running_hint(), file=sys.stderr)
         return exc.exit_code
     except MandosError as exc:
         print(exc, file=sys.stderr)  # the reference's words, without a prefix

@@ -139,13 +139,17 @@ def read_passphrase(stdin: BinaryIO, prompts: TextIO) -> bytes:
     """
     while True:
         with _no_echo(stdin) as on_tty:
-            answers = []
+            answers: list[bytes] = []
             for prompt in ("Enter passphrase: ", "Repeat passphrase: "):
                 prompts.write(prompt)
                 prompts.flush()
                 line = stdin.readline()
                 if on_tty:
                     prompts.write("\n")
+                if not line and answers:
+                    raise UsageError(
+                        "the passphrase was not repeated (give it twice, one line each)"
+                    )
                 if not line:
                     raise UsageError("no passphrase given")
                 answers.append(line.strip(_IFS_WHITESPACE))

@@ -13,6 +13,31 @@ from mandos import __version__
 
 PROG = "mandos-monitor"
 USAGE = f"usage: {PROG} [--help] [--version]\n"
+HELP = """
+Watch the clients of the running Mandos server (se.recompile.Mandos on the
+D-Bus system bus) and its events live, and act on them. No options; see
+mandos-monitor(8).
+
+The screen: one row per client, above a log of the server's events.
+  NAME: enabled          enabled
+  NAME: DISABLED         refused until enabled again
+  NAME: A checker has failed! Time until client gets disabled: H:MM:SS
+  NAME: Approval in H:MM:SS. (d)eny?    a request waits for approval
+  NAME: Denial in H:MM:SS. (a)pprove?   (the same, denied by default)
+The log: checker failures, secrets sent, approval requests, refusals with
+their reason, unknown clients knocking (address and key ID), clients removed;
+the verbose log adds checkers started and succeeded, and new clients.
+
+Keys:
+  q, Q           quit              ?, F1, Esc   this help, in the log
+  l, D           show/hide log     TAB          switch clients/log
+  w, i           wrap/clip log     v            verbose log on/off
+  Ctrl-L         redraw            Up/Down, k/j, PgUp/PgDn, b/f: move
+On the highlighted client:
+  +  enable         -  disable           a  approve       d  deny
+  s  start checker  S  stop checker      C  count a successful check now
+  R, _, Ctrl-K  remove
+"""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -22,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG} {__version__}")
         return 0
     if args in (["--help"], ["-h"]):
-        sys.stdout.write(USAGE + "Keys: q quit, ? help (inside the program).\n")
+        sys.stdout.write(USAGE + HELP)
         return 0
     if args:
         sys.stderr.write(USAGE)

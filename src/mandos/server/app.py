@@ -82,9 +82,15 @@ class MandosServer:
         registry, initial = self._start_registry()
         listener = open_listening_socket(self.config)
         self.port = listening_port(listener)
-        log.info("Listening on port %d", self.port)
         loop = asyncio.get_running_loop()
-        self._install_signal_handlers(loop)
+        self._install_signal_handlers(loop)  # before the line tests and admins wait for
+        log.info(
+            "Listening on port %d, address %s%s; %d clients loaded",
+            self.port,
+            listener.getsockname()[0],
+            f" (interface {self.config.interface})" if self.config.interface else "",
+            len(registry.names()),
+        )
         bus = await self._connect_bus() if self.config.use_dbus else None
         try:
             await self.effects.apply(initial)

@@ -33,8 +33,8 @@ def configure_logging(config: ServerConfig, *, to_syslog: bool = True) -> None:
         level = logging.DEBUG
     elif config.debuglevel:
         level = logging.getLevelName(config.debuglevel.upper())
-    else:
-        level = logging.WARNING
+    else:  # INFO: what the server does (start-up, secrets sent, refusals, enable/disable)
+        level = logging.INFO
     root.setLevel(level)
     root.propagate = False
     prefix = _prefix(config.servicename)

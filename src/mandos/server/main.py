@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import grp
 import logging
 import os
@@ -21,9 +22,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mandos.adapters.gnutls.session import check_priority
+from mandos.adapters.socket_activation import activation_socket, keep_private
 from mandos.core.config import DEFAULT_CONFIGDIR, ClientConfig, ServerConfig
 from mandos.core.config_files import parse_clients_conf
 from mandos.core.errors import EX_OSERR, ConfigError, MandosError, StateFileError, TLSError
+from mandos.core.option_names import misspelled_options
 from mandos.server.app import MandosServer
 from mandos.server.args import load_server_config, parse_server_args, validate_server_config
 from mandos.server.logsetup import configure_logging
@@ -58,14 +61,17 @@ def clients_loader(configdir: str) -> tuple[ClientConfig, ...]:
     A missing file or directory defines no clients. A client defined in two files is an error
     naming both places.
     """
+    skipped = functools.partial(log.warning, "%s")  # as Mandos 1.8.17: warn, ignore the section
     found: list[ClientConfig] = []
     where: dict[str, str] = {}
     for path, origin in _clients_files(Path(configdir)):
         text = _read_text(path, required=False)
         if text is None:
             continue
+        for warning in misspelled_options(text, str(path)):
+            log.warning("%s", warning)
         lines = _section_lines(text)
-        for client in parse_clients_conf(text, origin, _read_secfile):
+        for client in parse_clients_conf(text, origin, _read_secfile, skipped=skipped):
             place = f"{origin}:{lines.get(client.name.value, 1)}"
             if client.name.value in where:
                 first = where[client.name.value]
@@ -109,6 +115,11 @@ def load_config(argv: Sequence[str] | None) -> ServerConfig:
     configdir = args.configdir or DEFAULT_CONFIGDIR
     conf_text = _read_text(Path(configdir) / "mandos.conf", required=False)
     config = load_server_config(conf_text, args)
+    passed = activation_socket(os.environ, os.getpid())  # systemd's, unless --socket says
+    if config.socket is None and passed is not None:
+        config = dataclasses.replace(config, socket=passed)
+    if config.socket is not None:
+        keep_private(config.socket)
     validate_server_config(config)
     try:
         check_priority(config.priority)

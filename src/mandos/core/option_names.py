@@ -1,0 +1,64 @@
+"""Spot misspelled option names in clients.conf: ``intervall``, ``fingreprint``, ``keyid``.
+
+clients.conf may hold keys of the admin's own, for ``%(name)s`` expansions (REFERENCE A3), so an
+unknown name is no error. But a name one or two edits (insert, delete, replace, swap two
+neighbours) from a known one is almost surely a typo that silently keeps the default, and gets
+a warning naming its place. Pure: text in, warning lines out.
+"""
+
+from __future__ import annotations
+
+import configparser
+import re
+from collections.abc import Iterable
+
+from mandos.core.config_files import CLIENT_DEFAULTS
+
+#: Every option clients.conf gives a meaning to.
+CLIENT_OPTIONS: frozenset[str] = frozenset(
+    {*CLIENT_DEFAULTS, "key_id", "fingerprint", "secret", "secfile"}
+)
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Optimal string alignment distance: inserts, deletes, replacements, adjacent swaps."""
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, start=1):
+        row = [i]
+        for j, cb in enumerate(b, start=1):
+            cost = min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (ca != cb))
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                cost = min(cost, prev2[j - 2] + 1)
+            row.append(cost)
+        prev2, prev = prev, row
+    return prev[-1]
+
+
+def did_you_mean(name: str, known: Iterable[str] = CLIENT_OPTIONS) -> str | None:
+    """The known name ``name`` is a likely typo of (two edits, one for short names), or None."""
+    if name in known:
+        return None
+    best = min(known, key=lambda k: (edit_distance(name, k), k))
+    distance = edit_distance(name, best)
+    return best if 0 < distance <= (2 if len(best) >= 6 else 1) else None
+
+
+def misspelled_options(text: str, origin: str = "clients.conf") -> list[str]:
+    """One warning per line that sets a likely misspelled option, in file order."""
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    try:
+        parser.read_string(text)
+    except configparser.Error:
+        return []  # the real parser reports it
+    written = set(parser.defaults()).union(*(parser.options(s) for s in parser.sections()))
+    suspects = {name: guess for name in written if (guess := did_you_mean(name)) is not None}
+    warnings = []
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        match = re.match(r"([^=:\s][^=:]*?)\s*[=:]", line)
+        name = match.group(1).lower() if match else None
+        if name in suspects:
+            warnings.append(
+                f"{origin}:{lineno}: unknown option {name!r}; did you mean {suspects[name]!r}?"
+            )
+    return warnings
