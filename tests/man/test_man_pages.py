@@ -87,14 +87,15 @@ def test_the_units_documentation_resolves(mandir: Path) -> None:
 
 
 def test_install_parts(tmp_path: Path) -> None:
-    """--client gives the client's pages and mandos-keygen(8); --server the rest."""
+    """--client gives the client's pages, mandos-keygen(8) and mandos-luks(8); --server the rest."""
     run(["bash", str(INSTALL_MAN), "--client", str(tmp_path / "c")], check=True)
     run(["bash", str(INSTALL_MAN), "--server", str(tmp_path / "s")], check=True)
     client = set(pages(tmp_path / "c"))
     server = set(pages(tmp_path / "s"))
     assert server == SERVER_PAGES
     assert client & server == {"mandos-keygen.8"}
-    assert all(p.endswith(".8mandos") for p in client - {"mandos-keygen.8"})
+    assert "mandos-luks.8" in client
+    assert all(p.endswith(".8mandos") for p in client - {"mandos-keygen.8", "mandos-luks.8"})
 
 
 def test_bad_usage_is_one_line() -> None:
