@@ -27,14 +27,14 @@ import binascii
 import itertools
 import re
 from dataclasses import dataclass, field
-from typing import Final
-
-from shamir_mnemonic import EncryptedMasterSecret, MnemonicError, split_ems
-from shamir_mnemonic import Share as Slip39Share
-from shamir_mnemonic.shamir import ShareGroup, recover_ems
+from typing import TYPE_CHECKING, Final
 
 from mandos.core.errors import ShareError
 from mandos.core.values import Secret
+
+if TYPE_CHECKING:  # shamir_mnemonic is imported when a share is made or read, not before:
+    # a client that never sees a share never pays for it (mandos-client's start-up)
+    from shamir_mnemonic import Share as Slip39Share
 
 MAGIC: Final = b"MANDOS-SHARE "
 VERSION: Final = 1
@@ -78,6 +78,8 @@ def split(secret: bytes, threshold: int, count: int, set_id: bytes) -> list[byte
         raise ShareError(f"a shared secret has at most {MAX_SECRET_BYTES} bytes")
     value = set_id + len(secret).to_bytes(4, "big") + secret
     value += b"\0" * (len(value) % 2)
+    from shamir_mnemonic import EncryptedMasterSecret, split_ems
+
     ems = EncryptedMasterSecret(_slip39_identifier(set_id), False, 0, value)
     (group,) = split_ems(1, [(threshold, count)], ems)
     return [_encode(set_id, s, count) for s in group]
@@ -138,6 +140,9 @@ def parse(payload: bytes) -> Share:
         raise ShareError(
             f"impossible share header: share {index} of {count}, threshold {threshold}"
         )
+    from shamir_mnemonic import MnemonicError
+    from shamir_mnemonic import Share as Slip39Share
+
     try:
         words = lines[3].decode("ascii")
         slip = Slip39Share.from_mnemonic(words)
@@ -160,6 +165,9 @@ def combine(shares: list[Share]) -> Secret:
         raise ShareError("shares of different sets never combine")
     if len({s.index for s in shares}) != len(shares) or len(shares) != first.threshold:
         raise ShareError(f"set {first.set_name} needs {first.threshold} distinct shares")
+    from shamir_mnemonic import MnemonicError
+    from shamir_mnemonic.shamir import ShareGroup, recover_ems
+
     group = ShareGroup()
     try:
         for s in shares:
