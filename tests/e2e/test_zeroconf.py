@@ -56,11 +56,13 @@ def wait_for(log: Path, needle: str, proc: subprocess.Popen[str], timeout: float
 
 
 @contextlib.contextmanager
-def ns_client(ns: NsInfo, keys: OurKeys, hooks: Path) -> Iterator[subprocess.Popen[str]]:
+def ns_client(
+    ns: NsInfo, keys: OurKeys, hooks: Path, *extra: str
+) -> Iterator[subprocess.Popen[str]]:
     """Our client in ``ns``, browsing on its veth end only; stopped by PID at the end."""
     hooks.mkdir(exist_ok=True)
     argv = [CLIENT, *keys.client_args(), f"--interface={ns.ifname}",
-            f"--network-hook-dir={hooks}", "--retry=1"]  # fmt: skip
+            f"--network-hook-dir={hooks}", "--retry=1", *extra]  # fmt: skip
     proc = run_in_ns(
         ns, argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
@@ -110,3 +112,22 @@ def test_client_falls_back_from_a_server_that_refuses(
             assert "Sending secret to client1" in serving.read_text()
     assert (rc, out) == (0, PASSWORD), err
     assert "Traceback" not in err
+
+
+def test_a_server_found_at_two_addresses_sends_the_secret_once(
+    ed25519_keys: OurKeys, tmp_path: Path
+) -> None:
+    """IPv4 and IPv6 link-local, and the server holds the first request for a second (approval):
+    the other address is not tried meanwhile, so the server sends the secret once."""
+    conf = ed25519_keys.conf(approval_delay="PT1S", approved_by_default="True")
+    with (
+        veth_pair_namespaces("mzo", ipv4=True) as (a, b),
+        ns_server(a, conf, tmp_path / "server") as log,
+        ns_client(b, ed25519_keys, tmp_path / "hooks", "--debug") as client,
+    ):
+        rc, out, err = finish(client)
+        sent = log.read_text().count("Sending secret to client1")
+    assert (rc, out) == (0, PASSWORD), err
+    assert "Found server 10.231.0.1:" in err
+    assert "Found server [fe80::a%" in err
+    assert sent == 1, err
