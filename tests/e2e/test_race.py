@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import PASSWORD, OurKeys
-from tests.e2e.test_zeroconf import wait_for
+from tests.e2e.test_zeroconf import ns_server
 from tests.netns import NsInfo, requires_netns, run_in_ns, stop, veth_pair_namespaces
 from tests.netns import _ip as ip
 from tests.netns import _ns_sh as ns_sh
@@ -50,25 +50,12 @@ def silent_server(ns: NsInfo) -> Iterator[None]:
         stop(proc)
 
 
-@contextlib.contextmanager
-def good_server(ns: NsInfo, clients_conf: str, base: Path) -> Iterator[Path]:
-    """Our server on ns's IPv4 address, no Zeroconf; yields its log file."""
-    base.mkdir()
-    (base / "state").mkdir()
-    (base / "clients.conf").write_text(clients_conf)
-    (base / "mandos.conf").write_text("[DEFAULT]\n")
-    log = base / "server.log"
-    argv = [sys.executable, "-m", "mandos.server", "--foreground", "--debug", "--no-dbus",
-            "--no-zeroconf", f"--address={ns.ipv4}", f"--port={GOOD_PORT}",
-            f"--configdir={base}", f"--statedir={base / 'state'}"]  # fmt: skip
-    with log.open("wb") as out:
-        proc = run_in_ns(ns, argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        wait_for(log, "Listening on port", proc)
-        yield log
-    finally:
-        proc.terminate()
-        stop(proc, timeout=20)
+def good_server(
+    ns: NsInfo, clients_conf: str, base: Path
+) -> contextlib.AbstractContextManager[Path]:
+    """Our server on ns's IPv4 address and GOOD_PORT, no Zeroconf; yields its log file."""
+    extra = ("--no-zeroconf", f"--address={ns.ipv4}", f"--port={GOOD_PORT}")
+    return ns_server(ns, clients_conf, base, "Mandos", *extra)
 
 
 def blackhole(a: NsInfo, b: NsInfo) -> None:

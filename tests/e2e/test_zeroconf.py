@@ -25,9 +25,10 @@ CLIENT = str(Path(sys.executable).parent / "mandos-client")
 
 @contextlib.contextmanager
 def ns_server(
-    ns: NsInfo, clients_conf: str, base: Path, servicename: str = "Mandos"
+    ns: NsInfo, clients_conf: str, base: Path, servicename: str = "Mandos", *extra: str
 ) -> Iterator[Path]:
-    """Our server with Zeroconf on ``ns``'s veth end, any port; yields its log file."""
+    """Our server with Zeroconf on ``ns``'s veth end, any port (``extra`` options added); yields
+    its log file."""
     base.mkdir()
     (base / "state").mkdir()
     (base / "clients.conf").write_text(clients_conf)
@@ -35,7 +36,7 @@ def ns_server(
     log = base / "server.log"
     argv = [sys.executable, "-m", "mandos.server", "--foreground", "--debug", "--no-dbus",
             f"--interface={ns.ifname}", f"--servicename={servicename}",
-            f"--configdir={base}", f"--statedir={base / 'state'}"]  # fmt: skip
+            f"--configdir={base}", f"--statedir={base / 'state'}", *extra]  # fmt: skip
     with log.open("wb") as out:
         proc = run_in_ns(ns, argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
     try:
