@@ -81,3 +81,13 @@ def test_a_share_from_an_older_rotation_is_never_combined(
     assert (done.returncode, done.stdout) == (-15, b""), err
     assert "shares of different sets are never combined" in err
     assert "completes the set" not in err
+
+
+def test_one_connect_given_a_share_says_more_servers_are_needed(
+    ed25519_keys: OurKeys, sections: list[str], tmp_path: Path
+) -> None:
+    with our_server(conf(sections[0])) as server:
+        done = run_client(ed25519_keys, tmp_path, f"--connect={server.connect}", for_at_most=4)
+    err = done.stderr.decode()
+    assert (done.returncode, done.stdout) == (-15, b""), err
+    assert err.count("sent a share: a threshold needs more servers (--connect)") == 1, err

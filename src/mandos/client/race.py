@@ -126,7 +126,7 @@ class Race:
         try:
             while True:
                 await self._wait_for_siblings(target.server)
-                if target.server in self._finished:
+                if target.server in self._finished or self._over():
                     return
                 try:
                     verdict = await self._attempt(target)
@@ -136,7 +136,7 @@ class Race:
                 first_ended.set()
                 match verdict:
                     case Done(secret):
-                        if self._result is not None and not self._result.done():
+                        if self._result is not None and not self._over():
                             self._result.set_result(secret)
                         return
                     case Next.FINISHED:
@@ -147,6 +147,10 @@ class Race:
                         await asyncio.sleep(self._retry)
         finally:
             first_ended.set()
+
+    def _over(self) -> bool:
+        """True once the password is known (the other tasks are about to be cancelled)."""
+        return self._result is not None and self._result.done()
 
     def _idle_event(self, server: str) -> asyncio.Event:
         if server not in self._idle:
