@@ -156,3 +156,16 @@ async def test_targets_found_later_join_the_race() -> None:
     script = Script({"early": refuse, "late": answer(b"pw")})
     r = race(script, stagger=0.01, retry=3600)
     assert await r.run([target("early")], found()) == Secret(b"pw")  # type: ignore[arg-type]
+
+
+async def test_an_error_finding_servers_leaves_as_itself() -> None:
+    """A MandosError from the source of targets (Zeroconf) is not wrapped in a group."""
+    from mandos.core.errors import ZeroconfError
+
+    async def broken() -> object:
+        raise ZeroconfError("no usable interface")
+        yield target("never")  # pragma: no cover - makes this an async generator
+
+    script = Script({})
+    with pytest.raises(ZeroconfError, match="no usable interface"):
+        await race(script).run([], broken())  # type: ignore[arg-type]

@@ -28,7 +28,7 @@ from typing import Any, Final
 
 from mandos.client.attempt import SockAddr
 from mandos.client.threshold import Done, Next, Verdict
-from mandos.core.errors import AttemptFailed
+from mandos.core.errors import AttemptFailed, MandosError
 from mandos.core.values import Secret
 
 log = logging.getLogger("mandos.client")
@@ -85,15 +85,21 @@ class Race:
         queue: asyncio.Queue[Target] = asyncio.Queue()
         for target in targets:
             queue.put_nowait(target)
-        async with asyncio.TaskGroup() as tg:
-            self._spawn(tg, self._starter(tg, queue))
-            if more is not None:
-                self._spawn(tg, self._feed(more, queue))
-            try:
-                secret = await self._result
-            finally:
-                for task in self._tasks:
-                    task.cancel()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                self._spawn(tg, self._starter(tg, queue))
+                if more is not None:
+                    self._spawn(tg, self._feed(more, queue))
+                try:
+                    secret = await self._result
+                finally:
+                    for task in self._tasks:
+                        task.cancel()
+        except ExceptionGroup as group:  # Zeroconf could not browse, say: one line, not a bug
+            errors = [e for e in group.exceptions if isinstance(e, MandosError)]
+            if errors:
+                raise errors[0] from group
+            raise
         return secret
 
     def _spawn(self, tg: asyncio.TaskGroup, coro: Coroutine[Any, Any, None]) -> None:
