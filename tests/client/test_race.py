@@ -163,8 +163,9 @@ async def test_an_error_finding_servers_leaves_as_itself() -> None:
     from mandos.core.errors import ZeroconfError
 
     async def broken() -> object:
-        raise ZeroconfError("no usable interface")
-        yield target("never")  # pragma: no cover - makes this an async generator
+        if script.started == []:
+            raise ZeroconfError("no usable interface")
+        yield target("never")  # makes this an async generator
 
     script = Script({})
     with pytest.raises(ZeroconfError, match="no usable interface"):
