@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -91,3 +93,21 @@ def test_one_connect_given_a_share_says_more_servers_are_needed(
     err = done.stderr.decode()
     assert (done.returncode, done.stdout) == (-15, b""), err
     assert err.count("sent a share: a threshold needs more servers (--connect)") == 1, err
+
+
+def test_several_connects_race_without_zeroconf(ed25519_keys: OurKeys, tmp_path: Path) -> None:
+    """Several --connect use the asyncio race, but never import zeroconf (architecture.md)."""
+    code = "import sys; from mandos.client.main import main; sys.exit(main(sys.argv[1:]))"
+    argv = [sys.executable, "-X", "importtime", "-c", code, *ed25519_keys.client_args(),
+            "--interface=none", f"--network-hook-dir={tmp_path}", "--retry=1",
+            f"--connect=127.0.0.1:{free_port()}", f"--connect=127.0.0.1:{free_port()}"]  # fmt: skip
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        _, err = proc.communicate(timeout=3)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    imported = {ln.split(b"|")[-1].strip().decode() for ln in err.splitlines()
+                if ln.startswith(b"import time")}  # fmt: skip
+    assert {"asyncio", "mandos.client.race"} <= imported
+    assert not {m for m in imported if m.split(".")[0] in {"zeroconf", "ifaddr", "shamir_mnemonic"}}
