@@ -11,10 +11,10 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from mandos.adapters import slip39
 from mandos.client.attempt import AttemptFailed
 from mandos.client.race import Race, Target
 from mandos.client.threshold import Judge
-from mandos.core import shares
 from mandos.core.values import Secret
 
 Behaviour = Callable[[Callable[[], None]], Awaitable[bytes]]
@@ -42,11 +42,11 @@ class Script:
 
 
 def judge() -> Callable[[Target, bytes], object]:
-    j = Judge(lambda label, blob: Secret(blob))
+    j = Judge(lambda _label, blob: Secret(blob))
     return lambda t, blob: j.judge(t.label, blob)
 
 
-async def hang(on_handshake: Callable[[], None]) -> bytes:
+async def hang(_on_handshake: Callable[[], None]) -> bytes:
     await asyncio.Event().wait()
     raise AssertionError("unreachable")
 
@@ -60,7 +60,7 @@ def answer(payload: bytes, delay: float = 0.0) -> Behaviour:
     return run
 
 
-async def refuse(on_handshake: Callable[[], None]) -> bytes:
+async def refuse(_on_handshake: Callable[[], None]) -> bytes:
     raise AttemptFailed("connect: Connection refused")
 
 
@@ -108,7 +108,7 @@ async def test_a_sibling_through_its_handshake_cuts_the_others_short(
     caplog.set_level(logging.DEBUG)
     v4_connecting = asyncio.Event()
 
-    async def slow_connect(on_handshake: Callable[[], None]) -> bytes:
+    async def slow_connect(_on_handshake: Callable[[], None]) -> bytes:
         v4_connecting.set()
         await asyncio.sleep(3600)
         raise AssertionError("unreachable")
@@ -130,7 +130,7 @@ async def test_a_sibling_waits_while_another_address_is_through() -> None:
 
 
 async def test_two_of_three_shares_and_the_silent_one_cancelled() -> None:
-    payloads = shares.split(b"threshold pw", 2, 3, bytes(range(16)))
+    payloads = slip39.make_shares(b"threshold pw", 2, 3, bytes(range(16)))
     script = Script({"s1": answer(payloads[0]), "s2": hang, "s3": answer(payloads[2])})
     secret = await race(script, stagger=0.01).run([target("s1"), target("s2"), target("s3")])
     assert secret == Secret(b"threshold pw")
@@ -138,7 +138,7 @@ async def test_two_of_three_shares_and_the_silent_one_cancelled() -> None:
 
 
 async def test_a_server_whose_share_is_in_hand_is_not_asked_again() -> None:
-    payloads = shares.split(b"threshold pw", 2, 3, bytes(range(16)))
+    payloads = slip39.make_shares(b"threshold pw", 2, 3, bytes(range(16)))
     script = Script({"s1": answer(payloads[0]), "down": refuse})
     r = race(script, stagger=0.0, retry=0.01)
     with pytest.raises(TimeoutError):

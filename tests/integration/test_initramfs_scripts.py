@@ -186,11 +186,13 @@ def test_python_files_carry_what_combining_shares_needs(tmp_path: Path) -> None:
     probe = (
         "import sys; sys.modules['_hashlib'] = None\n"
         f"sys.path[:0] = [{str(slip.parent)!r}, {str(core.parent.parent)!r}]\n"
-        "from mandos.core import shares; import shamir_mnemonic\n"
+        "from mandos.core import shares; from mandos.adapters import slip39\n"
+        "import shamir_mnemonic\n"
         "assert shamir_mnemonic.__file__.endswith('.pyc'), shamir_mnemonic.__file__\n"
         "assert shares.__file__.endswith('.pyc'), shares.__file__\n"
-        "p = shares.split(b'pw', 2, 3, bytes(16))\n"
-        "print(shares.combine([shares.parse(p[0]), shares.parse(p[2])]).reveal().decode())\n"
+        "p = slip39.make_shares(b'pw', 2, 3, bytes(16))\n"
+        "group = [shares.parse(p[0]), shares.parse(p[2])]\n"
+        "print(shares.combine(group, slip39.recover).reveal().decode())\n"
     )
     out = subprocess.run(
         [sys.executable, "-I", "-S", "-c", probe], capture_output=True, text=True, timeout=60

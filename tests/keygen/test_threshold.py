@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mandos.adapters import openpgp
+from mandos.adapters import openpgp, slip39
 from mandos.core import shares
 from mandos.core.values import Secret
 from mandos.keygen import main as keygen
@@ -56,9 +56,11 @@ def test_share_files_any_two_rebuild_the_password(
         assert text.startswith(f"# share {i} of 3, threshold 2\n[c1]\nhost = c1\n")
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
     parsed = [shares.parse(_payload(p, keydir)) for p in paths]
+    for share in parsed:
+        slip39.verify(share)
     assert len({s.set_id for s in parsed}) == 1
     for pair in itertools.combinations(parsed, 2):
-        assert shares.combine(list(pair)) == Secret(PASSWORD)
+        assert shares.combine(list(pair), slip39.recover) == Secret(PASSWORD)
 
 
 def test_refuses_to_overwrite_then_force_keeps_backups(

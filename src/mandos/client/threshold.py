@@ -46,7 +46,7 @@ class Judge:
 
     def __init__(self, decrypt: Callable[[str, bytes], Secret | None]) -> None:
         self._decrypt = decrypt
-        self._collector = shares.Collector()
+        self._collector: shares.Collector | None = None  # made at the first share
 
     def judge(self, label: str, blob: bytes) -> Verdict:
         """The verdict on what the server ``label`` sent (the still-encrypted ``blob``)."""
@@ -55,15 +55,22 @@ class Judge:
             return Next.RETRY
         if not shares.is_share(payload.reveal()):
             return Done(payload)
+        # Only here: shamir-mnemonic is for threshold setups (client start-up, initramfs).
+        from mandos.adapters import slip39
+
         try:
             share = shares.parse(payload.reveal())
+            slip39.verify(share)
         except ShareError as exc:
             log.warning("%s: unusable share: %s", label, exc)
             return Next.RETRY
-        return self._collect(label, share)
+        if self._collector is None:
+            self._collector = shares.Collector(slip39.recover)
+        return self._collect(label, self._collector, share)
 
-    def _collect(self, label: str, share: shares.Share) -> Verdict:
-        match self._collector.add(share):
+    @staticmethod
+    def _collect(label: str, collector: shares.Collector, share: shares.Share) -> Verdict:
+        match collector.add(share):
             case shares.Combined(secret, _):
                 log.info("%s: %s completes the set", label, share.describe())
                 return Done(secret)

@@ -1,8 +1,10 @@
-"""k-of-n threshold shares of a secret: the text inside an encrypted payload, and combining them.
+"""k-of-n threshold shares of a secret: the text inside an encrypted payload, and the rules for
+combining them.
 
 Rules of this module:
-1. Pure: no I/O, no clock. The set ID is passed in (randomness is the caller's); the Shamir
-   arithmetic and its checks are shamir-mnemonic's (SLIP-39, docs/decisions.md), never ours.
+1. Pure: no I/O, no clock, no randomness (the set ID is passed in). The Shamir arithmetic and
+   its checks are shamir-mnemonic's (SLIP-39), behind adapters/slip39.py, never ours: the
+   Collector is given its ``recover`` function.
 2. The encoding, version 1: ASCII lines ending in LF, exactly these four::
 
        MANDOS-SHARE 1
@@ -12,7 +14,7 @@ Rules of this module:
 
    The SLIP-39 share is of one group (group threshold 1) with member threshold K and member
    index I-1; its identifier is the top 15 bits of the set ID. Its RS1024 checksum finds a
-   corrupted share, and the header must agree with it word for word.
+   corrupted share, and the header must agree with it (adapters/slip39.verify).
 3. The shared value is ``set ID (16 bytes) || secret length (4 bytes, big-endian) || secret``,
    padded with one zero byte to an even length (SLIP-39 needs it). Combining checks SLIP-39's
    digest (a wrong or tampered share), then the set ID, the length and the padding: anything
@@ -26,15 +28,12 @@ from __future__ import annotations
 import binascii
 import itertools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from mandos.core.errors import ShareError
 from mandos.core.values import Secret
-
-if TYPE_CHECKING:  # shamir_mnemonic is imported when a share is made or read, not before:
-    # a client that never sees a share never pays for it (mandos-client's start-up)
-    from shamir_mnemonic import Share as Slip39Share
 
 MAGIC: Final = b"MANDOS-SHARE "
 VERSION: Final = 1
@@ -46,8 +45,13 @@ MAX_SECRET_BYTES: Final = 65536
 #: A share of the largest secret is about 650 kB of words; anything larger is not a share.
 MAX_PAYLOAD_BYTES: Final = 1 << 20
 _ID_BITS: Final = 15  # SLIP-39 identifier length
+_LENGTH_BYTES: Final = 4
 _HEADER: Final = re.compile(rb"share: ([1-9][0-9]?) of ([1-9][0-9]?), threshold ([1-9][0-9]?)")
 _SET: Final = re.compile(rb"set: ([0-9a-f]{32})")
+_WORDS: Final = re.compile(rb"[a-z]+( [a-z]+)*")
+
+#: recover(K shares of one set) -> the packed value; ShareError if they do not combine.
+Recover = Callable[[list["Share"]], bytes]
 
 
 def is_share(payload: bytes) -> bool:
@@ -55,7 +59,8 @@ def is_share(payload: bytes) -> bool:
     return payload.startswith(MAGIC)
 
 
-def _slip39_identifier(set_id: bytes) -> int:
+def slip39_identifier(set_id: bytes) -> int:
+    """The SLIP-39 identifier of a set: the top 15 bits of its ID."""
     return int.from_bytes(set_id[:2], "big") >> (16 - _ID_BITS)
 
 
@@ -67,8 +72,8 @@ def check_parameters(threshold: int, count: int) -> None:
         )
 
 
-def split(secret: bytes, threshold: int, count: int, set_id: bytes) -> list[bytes]:
-    """The ``count`` encoded shares of ``secret``, any ``threshold`` of which rebuild it."""
+def pack(secret: bytes, threshold: int, count: int, set_id: bytes) -> bytes:
+    """The value to share (rule 3), after checking every parameter."""
     check_parameters(threshold, count)
     if len(set_id) != SET_ID_BYTES:
         raise ShareError(f"a set ID has {SET_ID_BYTES} bytes, not {len(set_id)}")
@@ -76,21 +81,33 @@ def split(secret: bytes, threshold: int, count: int, set_id: bytes) -> list[byte
         raise ShareError("an empty secret cannot be shared")
     if len(secret) > MAX_SECRET_BYTES:
         raise ShareError(f"a shared secret has at most {MAX_SECRET_BYTES} bytes")
-    value = set_id + len(secret).to_bytes(4, "big") + secret
-    value += b"\0" * (len(value) % 2)
-    from shamir_mnemonic import EncryptedMasterSecret, split_ems
-
-    ems = EncryptedMasterSecret(_slip39_identifier(set_id), False, 0, value)
-    (group,) = split_ems(1, [(threshold, count)], ems)
-    return [_encode(set_id, s, count) for s in group]
+    value = set_id + len(secret).to_bytes(_LENGTH_BYTES, "big") + secret
+    return value + b"\0" * (len(value) % 2)
 
 
-def _encode(set_id: bytes, share: Slip39Share, count: int) -> bytes:
+def unpack(value: bytes, set_id: bytes) -> Secret:
+    """The secret in a recovered value; ShareError unless set ID, length and padding hold."""
+    head = SET_ID_BYTES + _LENGTH_BYTES
+    length = int.from_bytes(value[SET_ID_BYTES:head], "big")
+    end = head + length
+    if (
+        value[:SET_ID_BYTES] != set_id
+        or not 0 < length <= MAX_SECRET_BYTES
+        or len(value) - end != end % 2
+        or any(value[end:])
+    ):
+        name = set_id.hex()[:8]
+        raise ShareError(f"shares of set {name} combine to garbage: one was tampered with")
+    return Secret(value[head:end])
+
+
+def encode(set_id: bytes, index: int, count: int, threshold: int, words: str) -> bytes:
+    """The payload text of one share (rule 2)."""
     lines = [
         MAGIC + str(VERSION).encode(),
         b"set: " + set_id.hex().encode(),
-        f"share: {share.index + 1} of {count}, threshold {share.member_threshold}".encode(),
-        share.mnemonic().encode("ascii"),
+        f"share: {index} of {count}, threshold {threshold}".encode(),
+        words.encode("ascii"),
     ]
     return b"\n".join(lines) + b"\n"
 
@@ -103,7 +120,7 @@ class Share:
     index: int  # 1..count
     count: int
     threshold: int
-    slip39: Slip39Share = field(repr=False, compare=False)
+    words: str = field(repr=False, compare=False)
 
     @property
     def set_name(self) -> str:
@@ -116,8 +133,15 @@ class Share:
         return f"share {of} of set {self.set_name}"
 
 
+def expected_slip39_fields(share: Share) -> tuple[int, int, int, int, int, int]:
+    """(identifier, group threshold, group count, group index, member index, member threshold)
+    that the SLIP-39 share must carry for this header."""
+    return (slip39_identifier(share.set_id), 1, 1, 0, share.index - 1, share.threshold)
+
+
 def parse(payload: bytes) -> Share:
-    """The share encoded in ``payload``; ShareError names what is wrong."""
+    """The share encoded in ``payload`` (its words unchecked: slip39.verify); ShareError names
+    what is wrong."""
     if not is_share(payload):
         raise ShareError("not a Mandos share")
     if len(payload) > MAX_PAYLOAD_BYTES:
@@ -132,31 +156,17 @@ def parse(payload: bytes) -> Share:
         raise ShareError(f"a version 1 share has 4 lines, not {len(lines)}")
     set_match = _SET.fullmatch(lines[1])
     head = _HEADER.fullmatch(lines[2])
-    if set_match is None or head is None:
-        raise ShareError("malformed share header")
+    if set_match is None or head is None or _WORDS.fullmatch(lines[3]) is None:
+        raise ShareError("malformed share")
     set_id = binascii.unhexlify(set_match.group(1))
     index, count, threshold = (int(g) for g in head.groups())
     if not (MIN_THRESHOLD <= threshold <= count <= MAX_SHARES and index <= count):
-        raise ShareError(
-            f"impossible share header: share {index} of {count}, threshold {threshold}"
-        )
-    from shamir_mnemonic import MnemonicError
-    from shamir_mnemonic import Share as Slip39Share
-
-    try:
-        words = lines[3].decode("ascii")
-        slip = Slip39Share.from_mnemonic(words)
-    except (UnicodeDecodeError, MnemonicError) as exc:
-        raise ShareError(f"share {index} of set {set_id.hex()[:8]} is corrupt: {exc}") from None
-    expected = (_slip39_identifier(set_id), 1, 1, 0, index - 1, threshold)
-    got = (slip.identifier, slip.group_threshold, slip.group_count, slip.group_index,
-           slip.index, slip.member_threshold)  # fmt: skip
-    if got != expected:
-        raise ShareError(f"share {index} of set {set_id.hex()[:8]}: header and share disagree")
-    return Share(set_id, index, count, threshold, slip)
+        of = f"share {index} of {count}, threshold {threshold}"
+        raise ShareError(f"impossible share header: {of}")
+    return Share(set_id, index, count, threshold, lines[3].decode("ascii"))
 
 
-def combine(shares: list[Share]) -> Secret:
+def combine(shares: list[Share], recover: Recover) -> Secret:
     """The secret from exactly ``threshold`` distinct shares of one set; ShareError otherwise."""
     if not shares:
         raise ShareError("no shares to combine")
@@ -165,34 +175,7 @@ def combine(shares: list[Share]) -> Secret:
         raise ShareError("shares of different sets never combine")
     if len({s.index for s in shares}) != len(shares) or len(shares) != first.threshold:
         raise ShareError(f"set {first.set_name} needs {first.threshold} distinct shares")
-    from shamir_mnemonic import MnemonicError
-    from shamir_mnemonic.shamir import ShareGroup, recover_ems
-
-    group = ShareGroup()
-    try:
-        for s in shares:
-            group.add(s.slip39)
-        value = recover_ems({0: group}).ciphertext
-    except MnemonicError:
-        raise ShareError(
-            f"shares of set {first.set_name} do not combine: one is wrong or was tampered with"
-        ) from None
-    return _unpack(value, first)
-
-
-def _unpack(value: bytes, first: Share) -> Secret:
-    length = int.from_bytes(value[SET_ID_BYTES : SET_ID_BYTES + 4], "big")
-    end = SET_ID_BYTES + 4 + length
-    if (
-        value[:SET_ID_BYTES] != first.set_id
-        or not 0 < length <= MAX_SECRET_BYTES
-        or len(value) - end != (end % 2)
-        or any(value[end:])
-    ):
-        raise ShareError(
-            f"shares of set {first.set_name} combine to garbage: one was tampered with"
-        )
-    return Secret(value[SET_ID_BYTES + 4 : end])
+    return unpack(recover(shares), first.set_id)
 
 
 # -- collecting shares as they arrive ------------------------------------------------------------
@@ -236,7 +219,8 @@ Outcome = Combined | Waiting | Duplicate | Unusable
 class Collector:
     """Shares as they arrive, one group per set; a group combines once it has K distinct."""
 
-    def __init__(self) -> None:
+    def __init__(self, recover: Recover) -> None:
+        self._recover = recover
         self._sets: dict[bytes, dict[int, Share]] = {}
 
     def add(self, share: Share) -> Outcome:
@@ -252,7 +236,7 @@ class Collector:
         rest = [s for s in held.values() if s is not share]
         for subset in itertools.combinations(rest, share.threshold - 1):
             try:
-                return Combined(combine([share, *subset]), share)
+                return Combined(combine([share, *subset], self._recover), share)
             except ShareError as exc:
                 reason = str(exc)
         return Unusable(share, reason)

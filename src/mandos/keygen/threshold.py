@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from mandos.adapters import slip39
 from mandos.core import shares
 from mandos.core.errors import ShareError, UsageError
 from mandos.keygen import tools
@@ -59,7 +60,8 @@ def write_shares(
     files are kept as backups.
     """
     try:
-        payloads = shares.split(passphrase, p.threshold, p.count, secrets.token_bytes(16))
+        set_id = secrets.token_bytes(shares.SET_ID_BYTES)
+        payloads = slip39.make_shares(passphrase, p.threshold, p.count, set_id)
     except ShareError as exc:
         raise tools.KeyGenError(str(exc)) from None
     try:
