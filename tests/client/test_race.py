@@ -12,9 +12,9 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from mandos.adapters import slip39
-from mandos.client.attempt import AttemptFailed
 from mandos.client.race import Race, Target
 from mandos.client.threshold import Judge
+from mandos.core.errors import AttemptFailed
 from mandos.core.values import Secret
 
 Behaviour = Callable[[Callable[[], None]], Awaitable[bytes]]

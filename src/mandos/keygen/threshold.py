@@ -15,7 +15,7 @@ from pathlib import Path
 
 from mandos.adapters import slip39
 from mandos.core import shares
-from mandos.core.errors import ShareError, UsageError
+from mandos.core.errors import KeyGenError, ShareError, UsageError
 from mandos.keygen import tools
 
 
@@ -63,14 +63,14 @@ def write_shares(
         set_id = secrets.token_bytes(shares.SET_ID_BYTES)
         payloads = slip39.make_shares(passphrase, p.threshold, p.count, set_id)
     except ShareError as exc:
-        raise tools.KeyGenError(str(exc)) from None
+        raise KeyGenError(str(exc)) from None
     try:
         p.output_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
-        raise tools.KeyGenError(f"{p.output_dir}: {exc.strerror}") from None
+        raise KeyGenError(f"{p.output_dir}: {exc.strerror}") from None
     paths = [share_path(p.output_dir, name, i) for i in range(1, p.count + 1)]
     if not force and (old := [x for x in paths if x.exists() or x.is_symlink()]):
-        raise tools.KeyGenError(f"refusing to overwrite {old[0]}; use --force")
+        raise KeyGenError(f"refusing to overwrite {old[0]}; use --force")
     for index, (path, payload) in enumerate(zip(paths, payloads, strict=True), 1):
         comment = f"# share {index} of {p.count}, threshold {p.threshold}\n"
         text = comment + section_for(payload)
