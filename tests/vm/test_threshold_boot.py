@@ -47,9 +47,7 @@ def threshold_setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[VmSetup, 
     disk = build.ensure_disk(keys)
     root = build.ensure_chroot(kernel)
     base = tmp_path_factory.mktemp("vm-threshold")
-    initrd = build.build_initramfs(
-        root, kernel, keys, base / "initrd.img", runner_conf=RUNNER_CONF
-    )
+    initrd = build.build_initramfs(root, kernel, keys, base / "initrd.img", runner_conf=RUNNER_CONF)
     passfile = base / "passphrase"
     passfile.write_bytes(keys.passphrase)
     argv = ["--dir", str(keys.keydir), "--passfile", str(passfile), "-S", "--name", "client",
