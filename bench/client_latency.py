@@ -1,7 +1,12 @@
 """Client latency: process start to password on stdout, our mandos-client against Debian's.
 
 Usage (as root, from the repository): ``.venv/bin/python -m bench.client_latency``
-[``--runs 20``] [``--no-discovery``].
+[``--runs 20``] [``--no-discovery``] [``--threshold-only``].
+
+Threshold and racing (ours only, issue 13), three rows on loopback: one server (plain secret,
+one --connect); K = 2 of 3 shares, all three servers up (three --connect); and the same with a
+silent server (accepts, never answers) listed first in place of the third. Targets: 2 of 3 at
+most 1.2x one server; the silent server costs at most --deadline (it costs one 250 ms stagger).
 
 Both clients use the same keys (from our mandos-keygen, Ed25519 + Cv25519) against the same
 running server (ours). Two variants: ``--connect`` to our server on 127.0.0.1, and Zeroconf
@@ -20,6 +25,7 @@ import os
 import secrets
 import select
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -268,9 +274,10 @@ class Row:
         median = statistics.median(times)
         ratio = f"{ours_median / median:5.2f}" if ours_median else "    -"
         rss = max(s.maxrss_kib for s in self.samples) / 1024
+        rss_text = f"{rss:8.1f}" if rss else f"{'-':>8}"  # not sampled
         return (
             f"{self.variant:<10} {self.client:<10} {median:8.1f} {times[0]:8.1f} "
-            f"{times[-1]:8.1f} {len(good):>3}/{len(self.samples):<3} {rss:8.1f}  {ratio}"
+            f"{times[-1]:8.1f} {len(good):>3}/{len(self.samples):<3} {rss_text}  {ratio}"
         )
 
     def median(self) -> float | None:
@@ -289,19 +296,62 @@ def print_table(rows: list[Row]) -> None:
         print(row.line(ours if row.client == "reference" else None))
 
 
+def share_sections(keys: Keys, out: Path) -> list[str]:
+    """Three share sections of ``keys.password``, threshold 2, from our keygen in-process."""
+    passfile = out.with_suffix(".pw")
+    passfile.write_bytes(keys.password)
+    argv = ["--dir", str(keys.keydir), "--name", "client1", "-S", "-F", str(passfile),
+            "--threshold", "2", "--shares", "3", "--output-dir", str(out)]  # fmt: skip
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert keygen.main(argv) == 0
+    return [
+        (out / f"client1.share-{i}.conf").read_text().rstrip("\n") + "\nchecker = true\n"
+        for i in (1, 2, 3)
+    ]
+
+
+def threshold_rows(keys: Keys, base: Path, hooks: Path, runs: int) -> list[Row]:
+    """Our client: one server; 2 of 3 all up; 2 of 3 with a silent server first."""
+    sections = share_sections(keys, base / "shares")
+    env = client_env("ours", secrets.token_hex(8))
+
+    def timed(connects: list[str]) -> list[Sample]:
+        argv = [OUR_CLIENT, *keys.args(), *(f"--connect={c}" for c in connects),
+                "--interface=none", f"--network-hook-dir={hooks}", "--retry=1"]  # fmt: skip
+        timed_run(argv, env, keys.password)  # warm-up
+        return [timed_run(argv, env, keys.password) for _ in range(runs)]
+
+    rows = []
+    with our_server(keys.section) as one:
+        rows.append(Row("1 server", "ours", timed([one.connect])))
+    with contextlib.ExitStack() as stack:
+        up = [stack.enter_context(our_server(s)).connect for s in sections]
+        rows.append(Row("2 of 3", "ours", timed(up)))
+        # Accepts (the kernel's backlog does) and never answers: the TLS handshake hangs.
+        silent = stack.enter_context(socket.create_server(("127.0.0.1", 0), backlog=1024))
+        silent_at = f"127.0.0.1:{silent.getsockname()[1]}"
+        rows.append(Row("2of3+mute", "ours", timed([silent_at, *up[:2]])))
+    return rows
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run both variants for both clients and print the table."""
     parser = argparse.ArgumentParser(prog="bench.client_latency")
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--no-discovery", action="store_true")
+    parser.add_argument("--threshold-only", action="store_true")
     opts = parser.parse_args(argv)
-    reference_root()  # fetch and check it before timing anything
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="mandos-bench-") as tmp:
         base = Path(tmp)
         keys = make_keys(base)
         hooks = base / "hooks"
         hooks.mkdir()
+        rows += threshold_rows(keys, base, hooks, opts.runs)
+        if opts.threshold_only:
+            print_table(rows)
+            return 0
+        reference_root()  # fetch and check it before timing anything
         with our_server(keys.section) as server:
             found = series(keys, hooks, opts.runs, connect=server.connect, ns=None)
             rows += [Row("--connect", which, found[which]) for which in CLIENTS]

@@ -165,7 +165,9 @@ def test_connect_parser_raises_only_usage_error(raw: str) -> None:
 def test_connect_scope_is_a_number_or_an_interface(scope: str, scope_id: int | None) -> None:
     from mandos.client.main import _connect_target
 
-    label, _family, sockaddr = _connect_target(_opts(f"--connect=[fe80::1%{scope}]:4711"))
+    target = _opts(f"--connect=[fe80::1%{scope}]:4711").connect
+    assert target is not None
+    label, _family, sockaddr = _connect_target(target)
     assert label == f"[fe80::1%{scope}]:4711"
     assert sockaddr == (
         "fe80::1",
@@ -188,3 +190,23 @@ def test_hook_dir_outside_the_initramfs_is_the_admins() -> None:
     explicit = parse_args(["--network-hook-dir=/srv/hooks"])
     assert isinstance(explicit, ClientOptions)
     assert resolve_hook_dir(explicit, only_etc) == explicit
+
+
+def test_connect_may_be_given_several_times() -> None:
+    o = _opts("--connect=10.0.0.1:1", "-c", "[::1]:2", "--connect=10.0.0.3:3")
+    assert o.connects == (
+        ConnectTarget("10.0.0.1", 1, ipv6=False),
+        ConnectTarget("::1", 2, ipv6=True),
+        ConnectTarget("10.0.0.3", 3, ipv6=False),
+    )
+    assert o.connect == o.connects[0]
+    assert o.connect_raw == "10.0.0.1:1,[::1]:2,10.0.0.3:3"  # the hooks' CONNECT
+
+
+def test_deadline() -> None:
+    assert _opts().deadline == 5.0
+    assert _opts("--deadline=0.5").deadline == 0.5
+    assert _opts("--dea", "2").deadline == 2.0
+    for bad in ("0", "-1", "x", "inf"):
+        with pytest.raises(UsageError, match="Bad deadline"):
+            parse_args([f"--deadline={bad}"])

@@ -25,9 +25,10 @@ CLIENT = str(Path(sys.executable).parent / "mandos-client")
 
 @contextlib.contextmanager
 def ns_server(
-    ns: NsInfo, clients_conf: str, base: Path, servicename: str = "Mandos"
+    ns: NsInfo, clients_conf: str, base: Path, servicename: str = "Mandos", *extra: str
 ) -> Iterator[Path]:
-    """Our server with Zeroconf on ``ns``'s veth end, any port; yields its log file."""
+    """Our server with Zeroconf on ``ns``'s veth end, any port (``extra`` options added); yields
+    its log file."""
     base.mkdir()
     (base / "state").mkdir()
     (base / "clients.conf").write_text(clients_conf)
@@ -35,7 +36,7 @@ def ns_server(
     log = base / "server.log"
     argv = [sys.executable, "-m", "mandos.server", "--foreground", "--debug", "--no-dbus",
             f"--interface={ns.ifname}", f"--servicename={servicename}",
-            f"--configdir={base}", f"--statedir={base / 'state'}"]  # fmt: skip
+            f"--configdir={base}", f"--statedir={base / 'state'}", *extra]  # fmt: skip
     with log.open("wb") as out:
         proc = run_in_ns(ns, argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
     try:
@@ -56,11 +57,13 @@ def wait_for(log: Path, needle: str, proc: subprocess.Popen[str], timeout: float
 
 
 @contextlib.contextmanager
-def ns_client(ns: NsInfo, keys: OurKeys, hooks: Path) -> Iterator[subprocess.Popen[str]]:
+def ns_client(
+    ns: NsInfo, keys: OurKeys, hooks: Path, *extra: str
+) -> Iterator[subprocess.Popen[str]]:
     """Our client in ``ns``, browsing on its veth end only; stopped by PID at the end."""
     hooks.mkdir(exist_ok=True)
     argv = [CLIENT, *keys.client_args(), f"--interface={ns.ifname}",
-            f"--network-hook-dir={hooks}", "--retry=1"]  # fmt: skip
+            f"--network-hook-dir={hooks}", "--retry=1", *extra]  # fmt: skip
     proc = run_in_ns(
         ns, argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
@@ -110,3 +113,22 @@ def test_client_falls_back_from_a_server_that_refuses(
             assert "Sending secret to client1" in serving.read_text()
     assert (rc, out) == (0, PASSWORD), err
     assert "Traceback" not in err
+
+
+def test_a_server_found_at_two_addresses_sends_the_secret_once(
+    ed25519_keys: OurKeys, tmp_path: Path
+) -> None:
+    """IPv4 and IPv6 link-local, and the server holds the first request for a second (approval):
+    the other address is not tried meanwhile, so the server sends the secret once."""
+    conf = ed25519_keys.conf(approval_delay="PT1S", approved_by_default="True")
+    with (
+        veth_pair_namespaces("mzo", ipv4=True) as (a, b),
+        ns_server(a, conf, tmp_path / "server") as log,
+        ns_client(b, ed25519_keys, tmp_path / "hooks", "--debug") as client,
+    ):
+        rc, out, err = finish(client)
+        sent = log.read_text().count("Sending secret to client1")
+    assert (rc, out) == (0, PASSWORD), err
+    assert "Found server 10.231.0.1:" in err
+    assert "Found server [fe80::a%" in err
+    assert sent == 1, err

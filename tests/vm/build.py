@@ -314,10 +314,12 @@ def build_initramfs(
     *,
     lock: str = "chroot",
     host_python: str | None = None,
+    runner_conf: str = CLIENT_RUNNER_CONF,
 ) -> Initramfs:
     """Install our package and hook into the chroot, then run Debian's mkinitramfs.
 
     ``host_python``: a host Python of the chroot's version, to build the wheels with.
+    ``runner_conf``: the image's plugin-runner.conf.
     """
     start = time.monotonic()
     env = dict(os.environ, **({"MANDOS_HOST_PYTHON": host_python} if host_python else {}))
@@ -325,7 +327,7 @@ def build_initramfs(
         run(["bash", REPO / "integration" / "install", "--root", root, "--client-only"],
             timeout=900, env=env)  # fmt: skip
         # --debug: the client's progress lines on the console explain a failed boot.
-        install_keys(root, keys, CLIENT_RUNNER_CONF)
+        install_keys(root, keys, runner_conf)
         (root / "boot").mkdir(exist_ok=True)
         for name in (f"config-{kernel.release}", f"System.map-{kernel.release}"):
             shutil.copy2(kernel.tree / "boot" / name, root / "boot" / name)

@@ -7,7 +7,8 @@ Rules of this module (mandos-client(8mandos), REFERENCE A11):
    prefixes of long options, ``-cVAL`` or ``-c VAL``, clustered short flags (``-?V``), ``--``
    ends the options; --help, --usage and --version act where they stand, and no operands are
    accepted ("Too many arguments").
-3. ``--connect`` splits at the LAST colon; ``[v6]`` brackets are accepted; a colon in the address
+3. ``--connect`` may be given several times (every server is tried, raced: client/race.py);
+   each splits at the LAST colon; ``[v6]`` brackets are accepted; a colon in the address
    means IPv6; ``fe80::1%eth0`` keeps its scope. Only numeric addresses, as the reference.
 """
 
@@ -39,6 +40,9 @@ DEFAULT_HOOK_DIR: Final = "/lib/mandos/network-hooks.d"
 INSTALLED_HOOK_DIR: Final = "/etc/mandos/network-hooks.d"
 DEFAULT_DELAY: Final = 2.5
 DEFAULT_RETRY: Final = 10.0
+#: Seconds for one server's TCP connect plus TLS handshake (client/race.py); a server that
+#: drops packets or accepts and stays silent costs at most this.
+DEFAULT_DEADLINE: Final = 5.0
 #: The interface name that stops the bringing up of the names listed after it.
 NONE_INTERFACE: Final = "none"
 
@@ -70,8 +74,9 @@ class ConnectTarget:
 class ClientOptions:
     """Everything mandos-client was told on its command line, with the reference's defaults."""
 
-    connect: ConnectTarget | None = None
-    connect_raw: str | None = None  # as given, for the hooks' CONNECT variable
+    connect: ConnectTarget | None = None  # the first --connect
+    connect_raw: str | None = None  # as given (several joined by ","), for the hooks' CONNECT
+    connects: tuple[ConnectTarget, ...] = ()  # every --connect, in order
     interface_args: tuple[str, ...] = ()  # every name given, "none" included, in order
     pubkey: str = f"{CONF_DIR}/pubkey.txt"
     seckey: str = f"{CONF_DIR}/seckey.txt"
@@ -82,6 +87,7 @@ class ClientOptions:
     dh_params: str | None = None
     delay: float = DEFAULT_DELAY
     retry: float = DEFAULT_RETRY
+    deadline: float = DEFAULT_DEADLINE
     network_hook_dir: str = DEFAULT_HOOK_DIR
     debug: bool = False
 
@@ -115,7 +121,7 @@ class ClientOptions:
 
 SUMMARY: Final = "Mandos client -- Get and decrypt passwords from a server"
 OPTIONS: Final = (
-    Opt("connect", "c", True, "Connect directly to a specific Mandos server", "ADDRESS:PORT"),
+    Opt("connect", "c", True, "Connect directly to a Mandos server (repeatable)", "ADDRESS:PORT"),
     Opt("interface", "i", True, "Network interface that will be used to search for servers",
         "NAME"),
     Opt("priority", None, True, "GnuTLS priority string for the TLS handshake", "STRING"),
@@ -128,6 +134,8 @@ OPTIONS: Final = (
     Opt("dh-params", None, True, "PEM-encoded PKCS#3 file of Diffie-Hellman parameters", "FILE"),
     Opt("network-hook-dir", None, True, "Directory where network hooks are located", "DIR"),
     Opt("retry", None, True, "Retry interval used when denied by the Mandos server", "SECONDS"),
+    Opt("deadline", None, True, "Time limit for each server's connect and TLS handshake",
+        "SECONDS"),
     Opt("debug", None, False, "Debug mode"),
     Opt("help", "?", False, "Give this help list"),
     Opt("usage", None, False, "Give a short usage message"),
@@ -142,6 +150,12 @@ def _seconds(raw: str, what: str) -> float:
         raise UsageError(f"Bad {what}") from None
     if not math.isfinite(value) or value < 0:
         raise UsageError(f"Bad {what}")
+    return value
+
+
+def _deadline(raw: str) -> float:
+    if not (value := _seconds(raw, "deadline")):
+        raise UsageError("Bad deadline")
     return value
 
 
@@ -197,7 +211,7 @@ def parse_args(argv: Sequence[str]) -> ClientOptions | Info:
         raise UsageError("Too many arguments")
     values: dict[str, object] = {}
     interfaces: list[str] = []
-    connect_raw: str | None = None
+    connect_raws: list[str] = []
     for name, value in parsed.options:
         match name, value:
             case "debug", _:
@@ -205,21 +219,24 @@ def parse_args(argv: Sequence[str]) -> ClientOptions | Info:
             case "interface", str(v):
                 interfaces.extend(n for n in v.split(",") if n)
             case "connect", str(v):
-                connect_raw = v
+                connect_raws.append(v)
             case "delay", str(v):
                 values["delay"] = _seconds(v, "delay")
             case "retry", str(v):
                 values["retry"] = _seconds(v, "retry interval")
+            case "deadline", str(v):
+                values["deadline"] = _deadline(v)
             case "dh-bits", str(v):
                 values["dh_bits"] = _dh_bits(v)
             case _, str(v):
                 values[name.replace("-", "_")] = v
             case _:  # pragma: no cover - every flag without a value is handled above
                 raise AssertionError(name)
-    connect = None if connect_raw is None else parse_connect(connect_raw, interfaces)
+    connects = tuple(parse_connect(raw, interfaces) for raw in connect_raws)
     return ClientOptions(
-        connect=connect,
-        connect_raw=connect_raw,
+        connect=connects[0] if connects else None,
+        connect_raw=",".join(connect_raws) if connect_raws else None,
+        connects=connects,
         interface_args=tuple(interfaces),
         **values,  # type: ignore[arg-type]
     )

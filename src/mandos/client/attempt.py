@@ -54,6 +54,7 @@ class Timeouts:
     handshake: float | None = 10.0
     receive: float | None = None
     bye: float | None = 5.0
+    setup: float | None = None  # connect and handshake together (mandos-client --deadline)
 
 
 DEFAULT_TIMEOUTS: Final = Timeouts()
@@ -102,6 +103,11 @@ def new_socket(family: int) -> socket.socket:
 
 def _deadline(limit: float | None) -> float | None:
     return None if limit is None else time.monotonic() + limit
+
+
+def _least(a: float | None, b: float | None) -> float | None:
+    """The smaller limit; None (no limit) only if both are None."""
+    return b if a is None else a if b is None else min(a, b)
 
 
 def _wait(fd: int, *, write: bool, deadline: float | None) -> None:
@@ -186,12 +192,13 @@ def fetch_blocking(
     """The bytes the server sent before close_notify (never empty); AttemptFailed otherwise."""
     from mandos.adapters.gnutls.session import Session
 
-    sock = _connect(family, sockaddr, timeouts.connect)
+    setup = _deadline(timeouts.setup)
+    sock = _connect(family, sockaddr, _least(timeouts.connect, timeouts.setup))
     try:
         with failing_as("TLS session"):
             session = Session.mandos_client(sock.fileno(), priority, credentials)
         try:
-            data = _exchange(session, sock.fileno(), timeouts, limit)
+            data = _exchange(session, sock.fileno(), timeouts, limit, setup)
         finally:
             session.close()
     finally:
@@ -201,10 +208,14 @@ def fetch_blocking(
     return data
 
 
-def _exchange(session: Session, fd: int, timeouts: Timeouts, limit: int) -> bytes:
-    """Handshake, read until close_notify, say goodbye; AttemptFailed names the failing step."""
-    with failing_as("TLS handshake", timeouts.handshake):
-        _drive(session, fd, lambda: session.handshake() or None, _deadline(timeouts.handshake))
+def _exchange(
+    session: Session, fd: int, timeouts: Timeouts, limit: int, setup: float | None = None
+) -> bytes:
+    """Handshake (by the ``setup`` deadline too), read until close_notify, say goodbye;
+    AttemptFailed names the failing step."""
+    handshake_by = _least(_deadline(timeouts.handshake), setup)
+    with failing_as("TLS handshake", _least(timeouts.handshake, timeouts.setup)):
+        _drive(session, fd, lambda: session.handshake() or None, handshake_by)
     with failing_as("receive", timeouts.receive):
         data = _receive(session, fd, limit, _deadline(timeouts.receive))
     # The data is complete at close_notify: a failing bye() changes nothing.

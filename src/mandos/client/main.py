@@ -1,9 +1,10 @@
 """mandos-client: get the password from a Mandos server and print it (mandos-client(8mandos)).
 
 Composition, in order: parse the options, read the key files (before touching the network),
-run the network hooks with ``start``, bring interfaces up, then try the server given with
---connect (blocking, no event loop: attempt.py), or under asyncio every server Zeroconf finds,
-until one sends a secret we can decrypt.
+run the network hooks with ``start``, bring interfaces up, then try the one server given with
+--connect (blocking, no event loop: attempt.py), or race under asyncio every --connect server
+or every server Zeroconf finds (race.py), until the password is known: a secret we can
+decrypt, or K shares of one set combined (threshold.py).
 Then print it with no newline added, take down the interfaces we brought up and run the hooks
 with ``stop``. SIGTERM, SIGINT and SIGHUP do the same clean-up and then re-raise the signal.
 
@@ -18,7 +19,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -26,8 +27,9 @@ from typing import TYPE_CHECKING, Final, NoReturn
 
 from mandos.client import args as cli
 from mandos.client import network
-from mandos.client.args import PROG, ClientOptions, Info
+from mandos.client.args import PROG, ClientOptions, ConnectTarget, Info
 from mandos.client.attempt import SockAddr, Timeouts, fetch_blocking
+from mandos.client.threshold import Done, Judge, Next
 from mandos.core.errors import (
     EX_IOERR,
     EX_SOFTWARE,
@@ -48,6 +50,7 @@ if TYPE_CHECKING:  # only for typing: libgnutls is loaded when the keys are; asy
     import asyncio
 
     from mandos.adapters.gnutls.session import RawKeyCredentials
+    from mandos.client.race import Target
 
 log = logging.getLogger("mandos.client")
 
@@ -152,52 +155,35 @@ def _decrypt(label: str, blob: bytes, keys: Keys) -> Secret | None:
         return None
 
 
-async def _try_server(
-    label: str, family: int, sockaddr: SockAddr, opts: ClientOptions, keys: Keys, t: Timeouts
-) -> Secret:
-    """Try one server every --retry seconds until it gives a secret that decrypts."""
-    import asyncio
-
-    from mandos.client.session import fetch_encrypted_secret
-
-    while True:
-        log.debug("Connecting to %s", label)
-        try:
-            blob = await fetch_encrypted_secret(
-                family, sockaddr, opts.priority, keys.credentials, t
-            )
-            if (secret := _decrypt(label, blob, keys)) is not None:
-                return secret
-        except AttemptFailed as exc:
-            log.warning("%s: %s", label, exc)
-        log.debug("Retrying %s in %g seconds", label, opts.retry)
-        await asyncio.sleep(opts.retry)
-
-
 def connect_and_retry(opts: ClientOptions, keys: Keys, timeouts: Timeouts | None = None) -> Secret:
-    """The --connect server, every --retry seconds, until its secret decrypts (no event loop).
+    """The one --connect server, every --retry seconds, until it gives the password (no loop).
 
-    Blocks until then; a stop signal raises out of it (the socket is closed on the way).
+    Blocks until then; a stop signal raises out of it (the socket is closed on the way). A share
+    alone is not the password: it is logged and the server asked again (give K servers).
     """
-    t = timeouts or Timeouts()
-    label, family, sockaddr = _connect_target(opts)
+    t = timeouts or Timeouts(setup=opts.deadline)
+    assert opts.connect is not None
+    label, family, sockaddr = _connect_target(opts.connect)
+    judge = Judge(lambda label, blob: _decrypt(label, blob, keys))
+    told = False
     while True:
         log.debug("Connecting to %s", label)
         try:
             blob = fetch_blocking(family, sockaddr, opts.priority, keys.credentials, t)
-            if (secret := _decrypt(label, blob, keys)) is not None:
-                return secret
+            if isinstance(verdict := judge.judge(label, blob), Done):
+                return verdict.secret
+            if verdict is Next.FINISHED and not told:
+                told = True
+                log.warning("%s sent a share: a threshold needs more servers (--connect)", label)
         except AttemptFailed as exc:
             log.warning("%s: %s", label, exc)
         log.debug("Retrying %s in %g seconds", label, opts.retry)
         time.sleep(opts.retry)
 
 
-def _connect_target(opts: ClientOptions) -> tuple[str, int, SockAddr]:
+def _connect_target(target: ConnectTarget) -> tuple[str, int, SockAddr]:
     import socket
 
-    target = opts.connect
-    assert target is not None
     if not target.ipv6:
         return f"{target.host}:{target.port}", socket.AF_INET, (target.host, target.port)
     scope_id = 0
@@ -214,57 +200,52 @@ def _connect_target(opts: ClientOptions) -> tuple[str, int, SockAddr]:
 async def obtain_secret(
     opts: ClientOptions, keys: Keys, interfaces: Sequence[str], timeouts: Timeouts | None = None
 ) -> Secret:
-    """Try servers until one gives a secret that decrypts; runs until cancelled otherwise."""
-    t = timeouts or Timeouts()
-    if opts.connect is not None:
-        label, family, sockaddr = _connect_target(opts)
-        return await _try_server(label, family, sockaddr, opts, keys, t)
-    return await _try_discovered(opts, keys, interfaces, t)
+    """Race every --connect server, or every server Zeroconf finds, until the password is known.
+
+    Runs until cancelled otherwise (client/race.py).
+    """
+    from mandos.client.race import Race, Target
+    from mandos.client.session import fetch_encrypted_secret
+
+    # The race's --deadline bounds connect plus handshake; these bound the rest.
+    t = timeouts or Timeouts(connect=None, handshake=None)
+    judge = Judge(lambda label, blob: _decrypt(label, blob, keys))
+
+    async def fetch(target: Target, on_handshake: Callable[[], None]) -> bytes:
+        return await fetch_encrypted_secret(
+            target.family, target.sockaddr, opts.priority, keys.credentials, t,
+            on_handshake=on_handshake,
+        )  # fmt: skip
+
+    race = Race(
+        fetch,
+        lambda target, blob: judge.judge(target.label, blob),
+        deadline=opts.deadline,
+        retry=opts.retry,
+    )
+    if opts.connects:
+        # Each --connect is its own server (one address each; the label names it).
+        targets = [Target(*a, server=a[0]) for a in map(_connect_target, opts.connects)]
+        return await race.run(targets)
+    return await race.run([], _discovered(interfaces))
 
 
-async def _try_discovered(
-    opts: ClientOptions, keys: Keys, interfaces: Sequence[str], t: Timeouts
-) -> Secret:
-    """Every server Zeroconf finds on ``interfaces``, each in its own task, until one succeeds."""
-    import asyncio
-
+async def _discovered(interfaces: Sequence[str]) -> AsyncIterator[Target]:
+    """Every server address Zeroconf finds, as race targets; browses until cancelled."""
     from mandos.client import discovery  # only here: zeroconf is slow to import
+    from mandos.client.race import Target
 
-    found: list[Secret] = []
+    async with discovery.ServerDiscovery(interfaces) as servers:
+        # The first mDNS query waits 20-120 ms (RFC 6762 5.2): load what a found server
+        # needs meanwhile, not after it is found.
+        from mandos.adapters import openpgp  # noqa: F401
+        from mandos.client import session  # noqa: F401
 
-    async def one_server(addr: discovery.ServerAddress) -> None:
-        label = str(addr) + (f" ({addr.name})" if addr.name else "")
-        sockaddr = discovery.connect_args(addr)
-        found.append(await _try_server(label, addr.family, sockaddr, opts, keys, t))
-        raise _Found  # leaving the task group cancels every other task in it
-
-    async def browse(tg: asyncio.TaskGroup) -> None:
-        async with discovery.ServerDiscovery(interfaces) as servers:
-            # The first mDNS query waits 20-120 ms (RFC 6762 5.2): load what a found server
-            # needs meanwhile, not after it is found.
-            from mandos.adapters import openpgp  # noqa: F401
-            from mandos.client import session  # noqa: F401
-
-            async for addr in servers:
-                log.debug("Found server %s", addr)
-                tg.create_task(one_server(addr))
-
-    try:
-        # Every server has its own task, so a silent one never delays the others.
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(browse(tg))
-    except ExceptionGroup as group:
-        if found:
-            return found[0]
-        errors = [e for e in group.exceptions if isinstance(e, MandosError)]
-        if errors:
-            raise errors[0] from group
-        raise
-    raise AssertionError("unreachable: browsing never ends")
-
-
-class _Found(Exception):
-    """A secret has arrived."""
+        async for addr in servers:
+            log.debug("Found server %s", addr)
+            label = str(addr) + (f" ({addr.name})" if addr.name else "")
+            sockaddr = discovery.connect_args(addr)
+            yield Target(label, addr.family, sockaddr, server=addr.name or str(addr))
 
 
 def _run(opts: ClientOptions, keys: Keys, stopper: _Stopper) -> int | None:
@@ -281,10 +262,11 @@ def _run(opts: ClientOptions, keys: Keys, stopper: _Stopper) -> int | None:
         network.bring_up(may_bring_up, opts.delay, brought_up)
         if not brought_up:
             log.debug("No interfaces were brought up")
-        if opts.connect is not None:
+        if len(opts.connects) == 1:  # no event loop: asyncio is a third of the start-up
             secret = connect_and_retry(opts, keys)
         else:
-            network.wait_for_link_local(use, opts.delay)
+            if not opts.connects:
+                network.wait_for_link_local(use, opts.delay)
             secret = _discover(opts, keys, use, stopper)
         stopper.armed = False
         # Printed before the clean-up, so that the disk is unlocked meanwhile.
@@ -306,7 +288,7 @@ def _run(opts: ClientOptions, keys: Keys, stopper: _Stopper) -> int | None:
 def _discover(
     opts: ClientOptions, keys: Keys, interfaces: Sequence[str], stopper: _Stopper
 ) -> Secret:
-    """Zeroconf discovery under asyncio; a stop signal cancels it (raised as Interrupted)."""
+    """The race under asyncio (Zeroconf, or several --connect); a stop signal cancels it."""
     import asyncio
 
     try:

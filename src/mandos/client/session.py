@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from mandos.adapters.gnutls.session import RawKeyCredentials, Session
@@ -67,8 +67,13 @@ async def fetch_encrypted_secret(
     credentials: RawKeyCredentials,
     timeouts: Timeouts = DEFAULT_TIMEOUTS,
     limit: int = MAX_SECRET_BYTES,
+    on_handshake: Callable[[], None] | None = None,
 ) -> bytes:
-    """The bytes the server sent before close_notify (never empty); AttemptFailed otherwise."""
+    """The bytes the server sent before close_notify (never empty); AttemptFailed otherwise.
+
+    ``on_handshake`` is called once the TLS handshake is done, that is when the server is
+    about to decide whether to send the secret (client/race.py lifts its deadline then).
+    """
     sock = await _connect(family, sockaddr, timeouts.connect)
     try:
         with failing_as("TLS session"):
@@ -79,6 +84,8 @@ async def fetch_encrypted_secret(
     stream = TLSStream(session, sock)
     try:
         await _step("TLS handshake", timeouts.handshake, stream.handshake())
+        if on_handshake is not None:
+            on_handshake()
         data = await _step("receive", timeouts.receive, stream.recv_until_eof(limit))
         # The data is complete at close_notify: a failing bye() changes nothing.
         with contextlib.suppress(TLSError, OSError):

@@ -18,6 +18,7 @@ Our exception hierarchy::
     ├── KeyGenError                  mandos-keygen could not make or write a key
     ├── AttemptFailed                mandos-client: one server gave no secret (may retry)
     ├── DecryptError
+    ├── ShareError                   a threshold share is malformed, tampered or of another set
     ├── BusError
     │   ├── ServerUnreachable        no Mandos server on the bus, or no bus
     │   └── ServerCallFailed         the server answered a call with an error
@@ -193,3 +194,9 @@ class ZeroconfError(MandosError):
     """Zeroconf could not announce or browse: no mDNS sockets, no usable address or name."""
 
     exit_code = EX_UNAVAILABLE
+
+
+class ShareError(MandosError):
+    """A threshold share is malformed or tampered with, or shares do not combine."""
+
+    exit_code = EX_DATAERR

@@ -12,14 +12,14 @@ import os
 import sys
 import tempfile
 import termios
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, Final, TextIO
 
 from mandos import __version__
 from mandos.adapters import openpgp
 from mandos.core.errors import KeyFileError, KeyGenError, MandosError, UsageError
-from mandos.keygen import render, tools
+from mandos.keygen import render, threshold, tools
 
 PROG: Final = "mandos-keygen"
 KEY_FILES: Final = ("seckey.txt", "pubkey.txt", "tls-privkey.pem", "tls-pubkey.pem")
@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("-p", "--password", action="store_true", help="prompt for a password")
     w.add_argument("-F", "--passfile", metavar="FILE", help="read the password from FILE")
     w.add_argument("-S", "--no-ssh", action="store_true", help="no ssh-keyscan checker")
+    k = p.add_argument_group("threshold options (with --password or --passfile)")
+    k.add_argument("--threshold", type=int, metavar="K", help="any K shares rebuild the password")
+    k.add_argument("--shares", type=int, metavar="N", help="split the password into N shares")
+    k.add_argument("--output-dir", metavar="DIR", help="write DIR/NAME.share-I.conf files")
     return p
 
 
@@ -167,13 +171,8 @@ def _read_key(path: Path) -> bytes:
         raise KeyFileError(f"{path}: {exc.strerror}") from None
 
 
-def password_section(opts: argparse.Namespace, directory: Path) -> str:
-    """Encrypt a passphrase to the keys in DIRECTORY; the clients.conf section for it."""
-    check_directory(directory, writable=False)
-    pub = _read_key(directory / "pubkey.txt")
-    sec = _read_key(directory / "seckey.txt")
-    fingerprint = openpgp.fingerprint(pub)
-    key_id = tools.tls_key_id(directory)
+def read_password(opts: argparse.Namespace) -> bytes:
+    """The passphrase from --passfile, or asked for twice."""
     if opts.passfile is not None:
         if opts.passfile == "-":
             passphrase = sys.stdin.buffer.read()
@@ -186,9 +185,29 @@ def password_section(opts: argparse.Namespace, directory: Path) -> str:
         finally:
             if prompts is not sys.stderr:
                 prompts.close()
-    message = openpgp.encrypt(passphrase, pub, seckey_armored=sec)
+    return passphrase
+
+
+def section_maker(opts: argparse.Namespace, directory: Path) -> Callable[[bytes], str]:
+    """Encrypts a payload to the keys in DIRECTORY and gives the clients.conf section for it."""
+    check_directory(directory, writable=False)
+    pub = _read_key(directory / "pubkey.txt")
+    sec = _read_key(directory / "seckey.txt")
+    fingerprint = openpgp.fingerprint(pub)
+    key_id = tools.tls_key_id(directory)
     ssh = None if opts.no_ssh else tools.ssh_host_key("localhost")
-    return render.client_section(opts.name, fingerprint, message, key_id=key_id, ssh=ssh)
+
+    def section(payload: bytes) -> str:
+        message = openpgp.encrypt(payload, pub, seckey_armored=sec)
+        return render.client_section(opts.name, fingerprint, message, key_id=key_id, ssh=ssh)
+
+    return section
+
+
+def password_section(opts: argparse.Namespace, directory: Path) -> str:
+    """Encrypt a passphrase to the keys in DIRECTORY; the clients.conf section for it."""
+    section = section_maker(opts, directory)
+    return section(read_password(opts))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -206,7 +225,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if opts.name is None:
             opts.name = tools.fqdn()
         directory = Path(opts.dir) if opts.dir else default_directory()
-        if opts.password or opts.passfile is not None:
+        split = threshold.plan(opts.threshold, opts.shares, opts.output_dir)
+        if split is not None:
+            if not (opts.password or opts.passfile is not None):
+                raise UsageError("--threshold needs --password or --passfile")
+            section = section_maker(opts, directory)
+            paths = threshold.write_shares(
+                split, opts.name, read_password(opts), section, force=opts.force
+            )
+            print("\n".join(str(path) for path in paths))
+        elif opts.password or opts.passfile is not None:
             sys.stdout.write(password_section(opts, directory))
             sys.stdout.flush()
         else:

@@ -1,0 +1,91 @@
+"""What mandos-client makes of a decrypted payload: a plain secret, or one share of K.
+
+Rules of this module:
+1. A payload that is not a share (core/shares.py ``is_share``) is the password, as today.
+2. Shares are kept (core/shares.Collector) until K distinct shares of one set are in hand; then
+   the combined secret is the password. Shares of different sets never combine: a share whose
+   set differs from one already held gets a warning naming both sets (an older rotation?).
+3. A server whose share is kept (or is a duplicate) has nothing more to give: it is not asked
+   again. A malformed or corrupt share, and a payload that does not decrypt, are retried.
+4. Log lines name servers, sets and share numbers; never share words or secret bytes.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from mandos.core import shares
+from mandos.core.errors import ShareError
+from mandos.core.values import Secret
+
+log = logging.getLogger("mandos.client")
+
+
+class Next(enum.Enum):
+    """What to do with a server after its payload."""
+
+    RETRY = "retry"  # ask it again after --retry seconds
+    FINISHED = "finished"  # its share is in hand; never ask it again
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """The password is known."""
+
+    secret: Secret
+
+
+Verdict = Done | Next
+
+
+class Judge:
+    """Turns decrypted payloads, server by server, into the password."""
+
+    def __init__(self, decrypt: Callable[[str, bytes], Secret | None]) -> None:
+        self._decrypt = decrypt
+        self._collector: shares.Collector | None = None  # made at the first share
+
+    def judge(self, label: str, blob: bytes) -> Verdict:
+        """The verdict on what the server ``label`` sent (the still-encrypted ``blob``)."""
+        payload = self._decrypt(label, blob)
+        if payload is None:
+            return Next.RETRY
+        if not shares.is_share(payload.reveal()):
+            return Done(payload)
+        # Only here: shamir-mnemonic is for threshold setups (client start-up, initramfs).
+        from mandos.adapters import slip39
+
+        try:
+            share = shares.parse(payload.reveal())
+            slip39.verify(share)
+        except ShareError as exc:
+            log.warning("%s: unusable share: %s", label, exc)
+            return Next.RETRY
+        if self._collector is None:
+            self._collector = shares.Collector(slip39.recover)
+        return self._collect(label, self._collector, share)
+
+    @staticmethod
+    def _collect(label: str, collector: shares.Collector, share: shares.Share) -> Verdict:
+        match collector.add(share):
+            case shares.Combined(secret, _):
+                log.info("%s: %s completes the set", label, share.describe())
+                return Done(secret)
+            case shares.Waiting(_, have, others):
+                if others:
+                    log.warning(
+                        "%s: %s is not of set %s already held: shares of different sets are "
+                        "never combined (one is from an older rotation?)",
+                        label,
+                        share.describe(),
+                        ", ".join(others),
+                    )
+                log.info("%s: got %s; %d of %d", label, share.describe(), have, share.threshold)
+            case shares.Duplicate(_):
+                log.debug("%s: %s was already in hand", label, share.describe())
+            case shares.Unusable(_, reason):
+                log.warning("%s: %s", label, reason)
+        return Next.FINISHED
