@@ -50,7 +50,9 @@ CORE_STDLIB = frozenset(
         "functools",
         "hashlib",
         "heapq",
+        "ipaddress",  # parses address literals (core/hostport.py)
         "itertools",
+        "json",  # canonical records of the audit chain (core/audit_record.py)
         "logging",
         "math",
         "operator",
@@ -125,8 +127,17 @@ ZEROCONF_ALLOWED = frozenset({"mandos.client.discovery"})
 #: Modules of one program that other programs may import. Code two programs share goes inward
 #: (pure: ``core``; I/O: ``adapters``); a module listed here is the exception, for helpers of
 #: the initramfs programs that are neither, and docs/architecture.md names it: the
-#: ``mandos.initramfs`` package (standard library only; itself under rule 3).
-SHARED_PROGRAM_MODULES: frozenset[str] = frozenset({"mandos.initramfs"})  # and its modules
+#: ``mandos.initramfs`` package (standard library only; itself under rule 3); and
+#: mandos-client's own exchange and discovery, which mandos-doctor runs so that it checks
+#: what the boot will do.
+SHARED_PROGRAM_MODULES: frozenset[str] = frozenset(
+    {
+        "mandos.initramfs",  # and its modules
+        "mandos.client.attempt",
+        "mandos.client.discovery",
+        "mandos.client.session",
+    }
+)
 
 #: Known drift being fixed on another branch: (importer package, imported package) pairs.
 #: Remove an entry as soon as main no longer has the import; the test fails on a stale entry.
