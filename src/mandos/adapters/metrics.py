@@ -90,6 +90,16 @@ class _ClientCollector(Collector):
         yield from (up, checked, expires)
 
 
+def _counter(
+    registry: CollectorRegistry, name: str, doc: str, label: str, values: tuple[str, ...]
+) -> Counter:
+    """A counter with one label, every value present (at 0) from the start."""
+    counter = Counter(name, doc, [label], registry=registry)
+    for value in values:
+        counter.labels(value)
+    return counter
+
+
 class Metrics:
     """Every metric of one server, in a registry of its own."""
 
@@ -99,20 +109,16 @@ class Metrics:
         self.per_client = per_client
         self.registry = CollectorRegistry()
         r = self.registry
-        self._requests = Counter("mandos_requests", "Requests by outcome", ["outcome"], registry=r)
-        for outcome in OUTCOMES:
-            self._requests.labels(outcome)
+        self._requests = _counter(r, "mandos_requests", "Requests by outcome", "outcome", OUTCOMES)
         self._duration = Histogram(
             "mandos_request_duration_seconds",
             "Time from connect to secret sent",
             buckets=REQUEST_BUCKETS,
             registry=r,
         )
-        self._checker_runs = Counter(
-            "mandos_checker_runs", "Checker runs by result", ["result"], registry=r
+        self._checker_runs = _counter(
+            r, "mandos_checker_runs", "Checker runs by result", "result", CHECKER_RESULTS
         )
-        for result in CHECKER_RESULTS:
-            self._checker_runs.labels(result)
         self._checker_duration = Histogram(
             "mandos_checker_duration_seconds",
             "How long checkers ran",
