@@ -28,13 +28,13 @@ async def _burst(path: Path, n: int) -> None:
 
 def test_a_burst_is_group_committed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fsyncs: list[int] = []
-    real = os.fsync
+    real = os.fdatasync
 
     def counting(fd: int) -> None:
         fsyncs.append(fd)
         real(fd)
 
-    monkeypatch.setattr(os, "fsync", counting)
+    monkeypatch.setattr(os, "fdatasync", counting)
     path = tmp_path / "audit.jsonl"
     asyncio.run(_burst(path, 300))
     assert verify([str(path)]).records == 301  # log_opened, then the burst

@@ -216,7 +216,7 @@ class AuditLog:
             while view:
                 written = os.write(self._fd, view)
                 view = view[written:]
-            os.fsync(self._fd)
+            os.fdatasync(self._fd)  # the data and the new size; not the times
         except OSError:
             # No half batch stays behind (a torn line in mid-file); the next try reopens.
             with contextlib.suppress(OSError):
