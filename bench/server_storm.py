@@ -4,7 +4,9 @@ Usage (as root, from the repository): ``.venv/bin/python -m bench.server_storm``
 [``--sizes 50,200,1000``] [``--configured 1,1000,10000``] [``--no-reference``].
 
 For each N: secrets per second, p50/p99 latency and peak RSS of the server's process tree
-(the reference forks one process per connection), and our/reference ratios. Then each
+(the reference forks one process per connection), for ours with the audit trail off and on
+(``ours+audit``: every secret's record fsynced before it leaves, group-committed), and the
+audit-on/off and our/reference ratios. Then each
 server's startup time (spawn to listening) and RSS with 1, 1,000 and 10,000 clients configured.
 Prints figures only; asserts nothing. Every client has its own Ed25519 key.
 """
@@ -60,8 +62,8 @@ class Server:
 
 
 @contextlib.contextmanager
-def our_server(conf: str) -> Iterator[Server]:
-    """Our server, foreground, warnings only, on ::1."""
+def our_server(conf: str, *, audit: bool = False) -> Iterator[Server]:
+    """Our server, foreground, warnings only, on ::1 (``audit``: with the audit trail on)."""
     with tempfile.TemporaryDirectory(prefix="bench-ours-") as tmp:
         base = Path(tmp)
         (base / "conf").mkdir()
@@ -71,6 +73,7 @@ def our_server(conf: str) -> Iterator[Server]:
             sys.executable, "-m", "mandos.server", "--foreground", "--no-zeroconf", "--no-dbus",
             "--no-restore", f"--address={HOST}", f"--port={port}",
             f"--configdir={base / 'conf'}", f"--statedir={base / 'state'}",
+            *([f"--audit-log={base / 'audit.jsonl'}"] if audit else []),
         ]  # fmt: skip
         began = time.perf_counter()
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
@@ -79,7 +82,9 @@ def our_server(conf: str) -> Iterator[Server]:
                 if proc.poll() is not None:
                     raise RuntimeError("our server exited")
                 time.sleep(0.005)
-            yield Server("ours", proc.pid, port, time.perf_counter() - began)
+            yield Server(
+                "ours+audit" if audit else "ours", proc.pid, port, time.perf_counter() - began
+            )
         finally:
             proc.terminate()
             try:
@@ -143,7 +148,7 @@ def run_storms(sizes: list[int], bus_env: dict[str, str] | None, workdir: Path) 
     for n in sizes:
         conf = clients_conf([str(public_key_id(pub)) for _, pub in keys[:n]])
         figures: dict[str, dict[str, float]] = {}
-        servers = [("ours", our_server(conf))]
+        servers = [("ours", our_server(conf)), ("ours+audit", our_server(conf, audit=True))]
         if bus_env is not None:
             servers.append(("reference", reference_server(conf, bus_env)))
         for label, manager in servers:
@@ -157,7 +162,12 @@ def run_storms(sizes: list[int], bus_env: dict[str, str] | None, workdir: Path) 
             p50, p99 = f["p50"] * 1000, f["p99"] * 1000
             print(f"{n:>5} {label:>10} {f['ok']:>5.0f} {f['per_second']:>10.1f}"
                   f" {p50:>8.1f} {p99:>8.1f} {f['peak_rss_mib']:>13.1f}")  # fmt: skip
-        if len(figures) == 2:
+        if "ours" in figures and "ours+audit" in figures:
+            o, a = figures["ours"], figures["ours+audit"]
+            print(f"{n:>5} {'audit/off':>10} {'':>5} {_ratio(a['per_second'], o['per_second']):>10}"
+                  f" {_ratio(a['p50'], o['p50']):>8} {_ratio(a['p99'], o['p99']):>8}"
+                  f" {_ratio(a['peak_rss_mib'], o['peak_rss_mib']):>13}")  # fmt: skip
+        if "ours" in figures and "reference" in figures:
             o, r = figures["ours"], figures["reference"]
             print(f"{n:>5} {'ratio':>10} {'':>5} {_ratio(o['per_second'], r['per_second']):>10}"
                   f" {_ratio(o['p50'], r['p50']):>8} {_ratio(o['p99'], r['p99']):>8}"

@@ -50,7 +50,9 @@ CORE_STDLIB = frozenset(
         "functools",
         "hashlib",
         "heapq",
+        "ipaddress",  # parses address literals (core/hostport.py)
         "itertools",
+        "json",  # canonical records of the audit chain (core/audit_record.py)
         "logging",
         "math",
         "operator",
@@ -125,9 +127,10 @@ ZEROCONF_ALLOWED = frozenset({"mandos.client.discovery"})
 #: Modules of one program that other programs may import. Code two programs share goes inward
 #: (pure: ``core``; I/O: ``adapters``); a module listed here is the exception, for helpers of
 #: the initramfs programs that are neither, and docs/architecture.md names it: the
-#: ``mandos.initramfs`` package (standard library only; itself under rule 3), and for
+#: ``mandos.initramfs`` package (standard library only; itself under rule 3); for
 #: mandos-luks (issue 12), which makes keys and sections as mandos-keygen does and fetches as
-#: mandos-client does, the keygen and client modules it reuses.
+#: mandos-client does, the keygen and client modules it reuses; and mandos-client's own
+#: exchange and discovery, which mandos-doctor runs so that it checks what the boot will do.
 SHARED_PROGRAM_MODULES: frozenset[str] = frozenset(
     {
         "mandos.initramfs",  # and its modules
@@ -136,6 +139,7 @@ SHARED_PROGRAM_MODULES: frozenset[str] = frozenset(
         "mandos.client.args",
         "mandos.client.attempt",
         "mandos.client.discovery",
+        "mandos.client.session",
     }
 )
 

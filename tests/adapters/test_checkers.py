@@ -61,3 +61,27 @@ async def test_no_overlap_and_stop_kills_the_process_group(tmp_path: Path) -> No
         await asyncio.sleep(0.02)
     else:
         raise AssertionError("the checker's child survived stop()")
+
+
+async def test_last_output_line_is_kept() -> None:
+    done: asyncio.Queue[Result] = asyncio.Queue()
+    runner = CheckerRunner(lambda *a: done.put_nowait(a))
+    assert runner.last_output("c1") is None
+    await runner.start("c1", "echo first; echo 'host unreachable' >&2; echo; exit 1")
+    try:
+        assert await asyncio.wait_for(done.get(), 30) == ("c1", 1, None)
+    finally:
+        await runner.aclose()
+    assert runner.last_output("c1") == "host unreachable"
+
+
+async def test_a_child_holding_the_output_does_not_delay_the_exit() -> None:
+    done: asyncio.Queue[Result] = asyncio.Queue()
+    runner = CheckerRunner(lambda *a: done.put_nowait(a))
+    await runner.start("c1", "echo hello; sleep 30 &")
+    try:
+        assert await asyncio.wait_for(done.get(), 10) == ("c1", 0, None)
+        assert runner.last_output("c1") == "hello"
+    finally:
+        runner.stop("c1")
+        await runner.aclose()

@@ -19,7 +19,7 @@ UNIT = REPO / "integration" / "systemd" / "mandos.service"
 # man(1) formats for an 80-column terminal in the C.UTF-8 locale, whatever the test's terminal.
 ENV = {**os.environ, "MANWIDTH": "80", "LC_ALL": "C.UTF-8", "MAN_KEEP_STDERR": "1"}
 SERVER_PAGES = {
-    "mandos.8", "mandos-ctl.8", "mandos-monitor.8", "mandos-keygen.8",
+    "mandos.8", "mandos-ctl.8", "mandos-monitor.8", "mandos-keygen.8", "mandos-audit.8",
     "mandos.conf.5", "mandos-clients.conf.5",
 }  # fmt: skip
 

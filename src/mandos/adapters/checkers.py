@@ -1,9 +1,11 @@
 """Checker processes: ``/bin/sh -c COMMAND`` per StartChecker effect, in their own process group.
 
-Each checker runs with cwd ``/``, stdin from ``/dev/null`` and no inherited descriptors, its
-output discarded unless ``debug`` is on (REFERENCE A1, A5). When it ends, ``on_exit(name,
-returncode, signal)`` is called from the event loop; a stopped checker is killed with its whole
-process group (SIGTERM, then SIGKILL after a grace period) and reports nothing.
+Each checker runs with cwd ``/``, stdin from ``/dev/null`` and no inherited descriptors
+(REFERENCE A1, A5). Its output is read, keeping only the last non-empty line (for
+``mandos-ctl --explain``), and passed on to our standard error with ``debug`` only. When it ends,
+``on_exit(name, returncode, signal)`` is called from the event loop; a stopped checker is
+killed with its whole process group (SIGTERM, then SIGKILL after a grace period) and reports
+nothing.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ log = logging.getLogger(__name__)
 ExitCallback = Callable[[str, int | None, int | None], None]
 
 KILL_GRACE_SECONDS = 2.0
+OUTPUT_LINE_MAX = 200
+#: After the checker exits, how long a child it left behind may hold its output open.
+OUTPUT_DRAIN_SECONDS = 0.2
 
 
 @dataclass
@@ -42,6 +47,11 @@ class CheckerRunner:
         self._running: dict[str, _Running] = {}
         self._waiters = TaskOwner("waiting for a checker")
         self._reapers = TaskOwner("killing a checker")
+        self._last_output: dict[str, str] = {}
+
+    def last_output(self, name: str) -> str | None:
+        """The last non-empty line a checker of ``name`` printed (None: none yet)."""
+        return self._last_output.get(name)
 
     def is_running(self, name: str) -> bool:
         """Whether a checker of client ``name`` is running."""
@@ -51,7 +61,7 @@ class CheckerRunner:
         """Start ``command`` for client ``name`` unless one is already running."""
         if name in self._running:
             return
-        output = None if self._debug else subprocess.DEVNULL
+        tail = _OutputTail(echo=self._debug)
         try:
             process = await asyncio.create_subprocess_exec(
                 "/bin/sh",
@@ -59,19 +69,30 @@ class CheckerRunner:
                 command,
                 cwd="/",
                 stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=output,
+                stdout=tail.write_fd,
+                stderr=tail.write_fd,
                 close_fds=True,
                 start_new_session=True,
             )
         except OSError as exc:
+            tail.close()
             log.warning("Could not start checker for %s: %s", name, exc.strerror)
             self._on_exit(name, None, None)
             return
-        self._running[name] = _Running(process, self._waiters.start(self._wait(name, process)))
+        tail.started(lambda line: self._last_output.__setitem__(name, line))
+        self._running[name] = _Running(
+            process, self._waiters.start(self._wait(name, process, tail))
+        )
 
-    async def _wait(self, name: str, process: asyncio.subprocess.Process) -> None:
-        status = await process.wait()
+    async def _wait(
+        self, name: str, process: asyncio.subprocess.Process, tail: _OutputTail
+    ) -> None:
+        try:
+            status = await process.wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(tail.eof.wait(), OUTPUT_DRAIN_SECONDS)
+        finally:
+            tail.close()
         running = self._running.get(name)
         if running is None or running.process is not process:
             return
@@ -95,6 +116,70 @@ class CheckerRunner:
             self.stop(name)
         await self._waiters.aclose()
         await self._reapers.join()
+
+
+class _OutputTail:
+    """A pipe for a checker's output, read in the loop; keeps only the last non-empty line.
+
+    Not asyncio's subprocess pipes: ``Process.wait()`` would then also wait for every child
+    the checker left behind holding the pipe (``sleep 60 &``).
+    """
+
+    def __init__(self, *, echo: bool = False) -> None:
+        self.read_fd, self.write_fd = os.pipe()
+        self._echo = echo
+        os.set_blocking(self.read_fd, False)
+        self.eof = asyncio.Event()
+        self._partial = b""
+        self._on_line: Callable[[str], None] = lambda _line: None
+        self._open = True
+
+    def started(self, on_line: Callable[[str], None]) -> None:
+        """The checker holds the write end now: close ours and start reading."""
+        os.close(self.write_fd)
+        self.write_fd = -1
+        self._on_line = on_line
+        asyncio.get_running_loop().add_reader(self.read_fd, self._readable)
+
+    def _readable(self) -> None:
+        try:
+            chunk = os.read(self.read_fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self._line(self._partial)
+            self.close()
+            return
+        if self._echo:  # --debug: the checker's output goes to our terminal, as it did
+            with contextlib.suppress(OSError):
+                os.write(2, chunk)
+        *lines, self._partial = (self._partial + chunk).split(b"\n")
+        self._partial = self._partial[-OUTPUT_LINE_MAX * 4 :]
+        for line in reversed(lines):
+            if self._line(line):
+                break
+
+    def _line(self, raw: bytes) -> bool:
+        text = raw.decode(errors="replace").strip()
+        if text:
+            self._on_line(text[:OUTPUT_LINE_MAX])
+        return bool(text)
+
+    def close(self) -> None:
+        """Stop reading and release the pipe (idempotent)."""
+        if not self._open:
+            return
+        self._open = False
+        self.eof.set()
+        with contextlib.suppress(RuntimeError, ValueError):
+            asyncio.get_running_loop().remove_reader(self.read_fd)
+        with contextlib.suppress(OSError):
+            os.close(self.read_fd)
+        if self.write_fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.write_fd)
 
 
 async def _kill_group(process: asyncio.subprocess.Process) -> None:

@@ -27,6 +27,9 @@ SERVER_INTERFACES: Final = ("se.recompile.Mandos", "se.bsnet.fukt.Mandos")
 CLIENT_INTERFACE: Final = "se.recompile.Mandos.Client"
 CLIENT_INTERFACES: Final = ("se.recompile.Mandos.Client", "se.bsnet.fukt.Mandos.Client")
 DEPRECATED_INTERFACES: Final = frozenset({"se.bsnet.fukt.Mandos", "se.bsnet.fukt.Mandos.Client"})
+#: Our own interface on ``/``, beside the reference's (which stays exactly as it was), so that
+#: Debian's mandos-ctl and mandos-monitor never see a member they do not know.
+EXTENSION_INTERFACE: Final = "org.mandos_py.Server1"
 
 PROPERTIES_IFACE: Final = "org.freedesktop.DBus.Properties"
 INTROSPECTABLE_IFACE: Final = "org.freedesktop.DBus.Introspectable"
@@ -82,6 +85,12 @@ SERVER_METHODS: Final = (
     Member("GetAllClients", out="ao", annotations=DEPRECATED),
     Member("GetAllClientsWithProperties", out="a{oa{sv}}", annotations=DEPRECATED),
     Member("RemoveClient", (("object_path", "o"),)),
+)
+EXTENSION_METHODS: Final = (
+    # (key ID, last address, first seen, last seen, count), the most recently seen first
+    Member("UnknownKeys", out="a(ssssu)"),
+    # (verdict "yes" | "after approval" | "no", reasons in words)
+    Member("Explain", (("name", "s"),), out="(sas)"),
 )
 CLIENT_SIGNALS: Final = (
     Member("CheckerCompleted", (("exitcode", "n"), ("waitstatus", "x"), ("command", "s"))),
@@ -309,6 +318,7 @@ def server_introspection(children: list[str]) -> str:
     body = _standard_xml(INTROSPECTABLE_IFACE, OBJECT_MANAGER_IFACE)
     for iface in SERVER_INTERFACES:
         body += _interface_xml(iface, SERVER_METHODS, SERVER_SIGNALS)
+    body += _interface_xml(EXTENSION_INTERFACE, EXTENSION_METHODS, ())
     return _node("/", body, children)
 
 

@@ -46,6 +46,7 @@ from dbus_fast.aio import MessageBus
 from dbus_fast.errors import DBusError, DBusFastError
 
 from mandos.adapters import dbus_api as api
+from mandos.adapters.cause import Cause, caused_by
 from mandos.adapters.tasks import TaskOwner
 from mandos.core.effects import Effect, PropertiesChanged, Signal
 from mandos.core.errors import BusError, ConfigError, LocalProtocolError
@@ -374,6 +375,8 @@ class DBusService:
             objects = {path: self._object_interfaces(name) for path, name in self._paths.items()}
             body = {path: ifaces for path, ifaces in objects.items() if ifaces is not None}
             return _reply(msg, "a{oa{sa{sv}}}", [body])
+        if msg.interface == api.EXTENSION_INTERFACE:
+            return self._call_extension(msg)
         member = _own_member(msg, api.SERVER_INTERFACES, api.SERVER_METHODS)
         if member.name == "GetAllClients":
             return _reply(msg, "ao", [list(self._paths)])
@@ -386,6 +389,26 @@ class DBusService:
         if name is None:
             raise DBusError(KEY_ERROR, f"no client at {path}")
         return self._command(msg, lambda reg, now: reg.remove(name, now))
+
+    def _call_extension(self, msg: Message) -> Message:
+        """Our own members on ``/`` (UnknownKeys, Explain): read-only views of the observer."""
+        member = _own_member(msg, (api.EXTENSION_INTERFACE,), api.EXTENSION_METHODS)
+        observer = getattr(self._server, "observer", None)
+        if observer is None:
+            raise DBusError(UNKNOWN_METHOD, "this server keeps no observations")
+        if member.name == "UnknownKeys":
+            rows = [
+                [k.key_id, k.address, api.date_to_wire(k.first_seen),
+                 api.date_to_wire(k.last_seen), k.count]
+                for k in observer.unknown_keys()
+            ]  # fmt: skip
+            return _reply(msg, "a(ssssu)", [rows])
+        (name,) = msg.body
+        try:
+            found = observer.explain(name)
+        except LocalProtocolError as exc:
+            raise DBusError(UNKNOWN_OBJECT, str(exc)) from None
+        return _reply(msg, "(sas)", [[found.verdict, list(found.reasons)]])
 
     def _call_client(self, msg: Message, name: str) -> Message | bool:
         if _is(msg, api.INTROSPECTABLE_IFACE, "Introspect", ""):
@@ -444,11 +467,35 @@ class DBusService:
 
     async def _finish(self, msg: Message, effects: list[Effect]) -> None:
         try:
-            await self._server.apply(effects)
+            call = msg.member or ""
+            if msg.member == "Set" and msg.body:
+                call = f"Set {msg.body[1]}"
+            elif msg.member == "Approve" and msg.body:
+                call = "Approve" if msg.body[0] else "Approve(deny)"
+            with caused_by(Cause("dbus", await self._caller_uid(msg.sender), call)):
+                await self._server.apply(effects)
         finally:
             if not msg.flags & MessageFlag.NO_REPLY_EXPECTED:
                 with contextlib.suppress(Exception):
                     self._bus.send(Message.new_method_return(msg))
+
+    async def _caller_uid(self, sender: str | None) -> int | None:
+        """The Unix uid of the caller, for the audit trail (None if the bus will not say)."""
+        if not sender:
+            return None
+        query = Message(
+            destination="org.freedesktop.DBus",
+            path="/org/freedesktop/DBus",
+            interface="org.freedesktop.DBus",
+            member="GetConnectionUnixUser",
+            signature="s",
+            body=[sender],
+        )
+        with contextlib.suppress(Exception):
+            reply = await self._bus.call(query)
+            if reply.message_type is MessageType.METHOD_RETURN:
+                return int(reply.body[0])
+        return None
 
 
 def _is(msg: Message, iface: str, member: str, signature: str) -> bool:

@@ -48,6 +48,11 @@ class ServerConfig:
     zeroconf: bool = True
     # Beyond the reference: bounded version line + TLS handshake (seconds).
     handshake_timeout: timedelta = timedelta(seconds=10)
+    # Beyond the reference: observability (off unless set; the shipped mandos.conf sets
+    # audit_log). "" means none.
+    audit_log: str = ""
+    metrics_address: str = ""  # HOST:PORT serving /metrics
+    metrics_per_client: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +101,9 @@ class ServerSettings:
     foreground: bool | None = None
     zeroconf: bool | None = None
     handshake_timeout: timedelta | None = None
+    audit_log: str | None = None
+    metrics_address: str | None = None
+    metrics_per_client: bool | None = None
 
     def given(self) -> dict[str, object]:
         """The settings this source sets, by ServerConfig field name."""

@@ -37,6 +37,7 @@ from typing import Final, NoReturn, TypeVar
 from mandos.core.config import ClientConfig, ServerSettings
 from mandos.core.durations import format_rfc3339, parse_duration
 from mandos.core.errors import ConfigError, MandosError
+from mandos.core.hostport import parse_host_port
 from mandos.core.values import ClientName, Fingerprint, KeyId, Secret
 
 __all__ = [
@@ -72,8 +73,12 @@ _T = TypeVar("_T")
 _KEY_ID_DIGITS: Final = 64
 _DEFAULT: Final = "DEFAULT"
 _BOOLEANS: Final = configparser.ConfigParser.BOOLEAN_STATES
-_SERVER_STRINGS: Final = ("interface", "address", "priority", "servicename", "statedir")
-_SERVER_BOOLEANS: Final = ("debug", "use_dbus", "use_ipv6", "restore", "foreground", "zeroconf")
+_SERVER_STRINGS: Final = (
+    "interface", "address", "priority", "servicename", "statedir", "audit_log",
+)  # fmt: skip
+_SERVER_BOOLEANS: Final = (
+    "debug", "use_dbus", "use_ipv6", "restore", "foreground", "zeroconf", "metrics_per_client",
+)  # fmt: skip
 
 
 def parse_boolean(text: str) -> bool:
@@ -213,6 +218,9 @@ def parse_server_conf(text: str, origin: str = "mandos.conf") -> ServerSettings:
             settings[key] = values.convert(key, lambda v: parse_int(v, 0, None))
         elif key == "handshake_timeout":
             settings[key] = values.convert(key, parse_duration)
+        elif key == "metrics_address" and raw[key].strip():
+            values.convert(key, parse_host_port)  # checked here, kept as written
+            settings[key] = raw[key].strip()
     return ServerSettings(**settings)  # type: ignore[arg-type]
 
 

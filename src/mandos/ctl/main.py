@@ -23,7 +23,7 @@ from mandos.core.errors import (
     ServerUnreachable,
 )
 from mandos.ctl import args as cli
-from mandos.ctl import render
+from mandos.ctl import extensions, render
 
 PROG = "mandos-ctl"
 _SYSTEM_BUS = "unix:path=/run/dbus/system_bus_socket"  # the D-Bus specification's default
@@ -129,8 +129,11 @@ def _read_secrets(command: cli.Command) -> dict[str, bytes]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run mandos-ctl with ``argv`` (default: sys.argv[1:]); returns the exit status."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    if extensions.wanted(args):  # --unknown, --explain: ours, beside the reference's options
+        return extensions.main(args)
     try:
-        invocation = cli.parse_args(sys.argv[1:] if argv is None else argv, __version__)
+        invocation = cli.parse_args(args, __version__)
         if isinstance(invocation, cli.ShowText):
             sys.stdout.write(invocation.text)
             return 0

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from mandos.adapters import statefile
+from mandos.adapters.cause import RELOAD, caused_by
 from mandos.adapters.checkers import CheckerRunner
 from mandos.adapters.listener import listening_port, open_listening_socket
 from mandos.core import state_model
@@ -28,6 +29,7 @@ from mandos.server.accept import AcceptLoop
 from mandos.server.connection import ConnectionHandler
 from mandos.server.effects import BusService, EffectRunner
 from mandos.server.notify import sd_notify
+from mandos.server.observer import Observer
 
 log = logging.getLogger("mandos")
 
@@ -71,6 +73,15 @@ class MandosServer:
         self.checkers = CheckerRunner(self._checker_exited, debug=config.debug)
         self.effects = EffectRunner(self.checkers, self._save_wanted.set, self._wake.set)
         self.registry: Registry | None = None
+        self.observer = Observer.from_settings(
+            now,
+            lambda: self.registry,
+            audit_log=config.audit_log,
+            metrics_address=config.metrics_address,
+            metrics_per_client=config.metrics_per_client,
+            checker_output=self.checkers.last_output,
+        )
+        self.effects.watch(self.observer.effect)
         self.port: int | None = None
         #: Called with the new Zeroconf name after a collision (main uses it for log lines).
         self.on_rename: Callable[[str], None] = lambda _name: None
@@ -80,6 +91,7 @@ class MandosServer:
     async def run(self, on_ready: Callable[[int], None] | None = None) -> None:
         """Serve until SIGTERM/SIGINT (or :meth:`stop`); saves the state on the way out."""
         registry, initial = self._start_registry()
+        await self.observer.start()  # a metrics address in use fails the start-up
         listener = open_listening_socket(self.config)
         self.port = listening_port(listener)
         loop = asyncio.get_running_loop()
@@ -136,6 +148,7 @@ class MandosServer:
                 tg.create_task(self._accept_loop(listener, registry)),
                 tg.create_task(self._scheduler(registry)),
                 tg.create_task(self._saver(registry)),
+                tg.create_task(self.observer.run()),
             ]
             if self.config.zeroconf:
                 tasks.append(tg.create_task(self._announce()))
@@ -175,6 +188,7 @@ class MandosServer:
     def reload(self) -> None:
         """Re-read clients.conf at the scheduler's next turn (SIGHUP)."""
         self._reload_wanted = True
+        self.observer.reopen()  # logrotate moved the audit log
         self._wake.set()
 
     def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -191,6 +205,7 @@ class MandosServer:
             priority=self.config.priority,
             handshake_timeout=self.config.handshake_timeout.total_seconds(),
             now=self._now,
+            observer=self.observer,
         )
         await AcceptLoop(listener, handler).run()
 
@@ -200,7 +215,8 @@ class MandosServer:
             effects: list[Effect] = []
             if self._reload_wanted:
                 self._reload_wanted = False
-                effects.extend(self._reload(registry))
+                with caused_by(RELOAD):
+                    await self.effects.apply(self._reload(registry))
             effects.extend(self._inbox)
             self._inbox.clear()
             effects.extend(registry.tick(self._now()))
@@ -257,6 +273,7 @@ class MandosServer:
             log.error("Not reloading clients.conf: %s", exc)
             return []
         log.info("Reloaded clients.conf: %d clients", len(clients))
+        self.observer.reloaded(len(clients))
         return list(registry.reload(clients, self._now()))
 
     def _restore(self, registry: Registry, now: datetime) -> list[Effect]:
@@ -279,3 +296,5 @@ class MandosServer:
             statefile.save(self._state_path, state_model.dump(registry))
         except StateFileError as exc:
             log.error("%s", exc)
+        else:
+            self.observer.state_saved()

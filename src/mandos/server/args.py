@@ -28,6 +28,7 @@ from mandos.core.config import (
 from mandos.core.config_files import DEBUG_LEVELS, parse_debuglevel, parse_int, parse_server_conf
 from mandos.core.durations import format_rfc3339, parse_duration
 from mandos.core.errors import ConfigError, UsageError
+from mandos.core.hostport import parse_host_port
 
 __all__ = [
     "ServerArgs",
@@ -67,6 +68,11 @@ def _argument_type(parse: Callable[[str], Any], name: str) -> Callable[[str], An
 
 def _number(low: int, high: int | None, name: str) -> Callable[[str], Any]:
     return _argument_type(lambda text: parse_int(text, low, high), name)
+
+
+def _host_port(text: str) -> str:
+    parse_host_port(text)
+    return text.strip()
 
 
 _DEFAULT_HANDSHAKE: Final = format_rfc3339(ServerConfig().handshake_timeout)
@@ -146,6 +152,20 @@ _OPTIONS: Final[tuple[tuple[tuple[str, ...], dict[str, Any]], ...]] = (
         "help": "time allowed for the version line and the TLS handshake, as an RFC 3339"
         f" duration such as PT10S (default: {_DEFAULT_HANDSHAKE})",
     }),
+    (("--audit-log",), {
+        "metavar": "PATH",
+        "help": 'append a hash-chained JSON line for every decision to PATH ("" for none;'
+        " see mandos-audit(8))",
+    }),
+    (("--metrics-address",), {
+        "metavar": "HOST:PORT",
+        "type": _argument_type(_host_port, "address"),
+        "help": "serve Prometheus metrics at http://HOST:PORT/metrics (default: off)",
+    }),
+    (("--metrics-per-client",), {
+        "action": "store_true",
+        "help": "add per-client metric series (one label value per client)",
+    }),
 )  # fmt: skip
 
 
@@ -168,7 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument(*flags, **keywords)
     # store_true/store_false set their opposite as the default; "not given" must stay None.
     parser.set_defaults(
-        debug=None, use_dbus=None, use_ipv6=None, restore=None, foreground=None, zeroconf=None
+        debug=None,
+        use_dbus=None,
+        use_ipv6=None,
+        restore=None,
+        foreground=None,
+        zeroconf=None,
+        metrics_per_client=None,
     )
     return parser
 

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, assert_never
 
+from mandos.adapters.audit_log import AuditError
 from mandos.adapters.gnutls.session import Session
 from mandos.adapters.tls_stream import TLSStream
 from mandos.core.errors import MandosError, RemoteProtocolError, TLSError
@@ -26,6 +27,7 @@ from mandos.core.handshake import NEED_DATA, VersionLine, VersionOK
 from mandos.core.registry import AwaitApproval, Refuse, Registry, RequestHandle, SendSecret
 from mandos.core.values import KeyId
 from mandos.server.effects import EffectRunner
+from mandos.server.observer import Observer, RequestTrace
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,7 @@ class ConnectionHandler:
         handshake_timeout: float,
         now: Callable[[], datetime],
         send_timeout: float = SEND_TIMEOUT_SECONDS,
+        observer: Observer | None = None,
     ) -> None:
         self._registry = registry
         self._effects = effects
@@ -64,6 +67,7 @@ class ConnectionHandler:
         self._handshake_timeout = handshake_timeout
         self._send_timeout = send_timeout
         self._now = now
+        self._observer = observer or Observer(now, lambda: registry)
 
     async def serve(
         self, sock: socket.socket, peer: str, on_handshake: Callable[[], None] = lambda: None
@@ -77,19 +81,22 @@ class ConnectionHandler:
         longer one that may be shed when descriptors run out).
         """
         stream: TLSStream | None = None
+        trace = self._observer.trace(peer)
         try:
-            stream, key_id = await self._handshake(sock, peer)
+            stream, key_id = await self._handshake(sock, peer, trace)
             if stream is None or key_id is None:
                 return
             on_handshake()
-            await self._serve_request(stream, key_id, peer)
+            trace.identified(key_id)
+            await self._serve_request(stream, key_id, peer, trace)
         finally:
             if stream is not None:
                 stream.close()
             sock.close()
+            trace.finish()
 
     async def _handshake(
-        self, sock: socket.socket, peer: str
+        self, sock: socket.socket, peer: str, trace: RequestTrace
     ) -> tuple[TLSStream | None, KeyId | None]:
         """Version line and TLS handshake within the time limit; the peer's key ID if done."""
         stream: TLSStream | None = None
@@ -100,10 +107,13 @@ class ConnectionHandler:
                 await stream.handshake()
                 return stream, stream.peer_key_id()
         except TimeoutError:
+            trace.failed("timed_out")
             log.info("Connection from %s timed out before the handshake finished", peer)
         except RemoteProtocolError as exc:
+            trace.failed("handshake_failed")
             log.info("%s (from %s)", exc, peer)
         except TLSError as exc:
+            trace.failed("handshake_failed")
             log.info("Handshake failed with %s: %s", peer, exc)
         except MandosError as exc:
             log.warning("Connection from %s failed: %s", peer, exc)
@@ -119,14 +129,17 @@ class ConnectionHandler:
             parser.receive_data(await loop.sock_recv(sock, MAX_VERSION_READ))
         assert isinstance(parser.next_event(), VersionOK)
 
-    async def _serve_request(self, stream: TLSStream, key_id: KeyId, peer: str) -> None:
+    async def _serve_request(
+        self, stream: TLSStream, key_id: KeyId, peer: str, trace: RequestTrace
+    ) -> None:
         """Ask the registry, wait for approval if told to, send the secret or refuse."""
         handle, decision, effects = self._registry.begin_request(key_id, peer, self._now())
+        trace.decided(decision)
         await self._effects.apply(effects)
         sent, say_bye = False, True
         if handle is not None:
             try:
-                sent, say_bye = await self._follow(stream, handle, decision, peer)
+                sent, say_bye = await self._follow(stream, handle, decision, peer, trace)
             finally:
                 await self._effects.apply(self._registry.end_request(handle, self._now(), sent))
         if say_bye:
@@ -138,15 +151,26 @@ class ConnectionHandler:
         handle: RequestHandle,
         decision: SendSecret | AwaitApproval | Refuse,
         peer: str,
+        trace: RequestTrace,
     ) -> tuple[bool, bool]:
         """Act on decisions until one is final: (secret sent, peer still there for a bye)."""
         while True:
             match decision:
                 case SendSecret(name=name, secret=secret):
+                    try:
+                        await trace.before_secret()  # its audit record is on disk first
+                    except AuditError as exc:
+                        log.error("Not sending the secret to %s (%s): %s", name, peer, exc)
+                        return False, True  # a plain refusal for the client: it tries again
                     sent = await self._send_secret(stream, name, secret.reveal(), peer)
+                    if sent:
+                        trace.sent()
+                    else:
+                        trace.failed("failed")
                     return sent, sent
                 case AwaitApproval(name=name, until=until):
                     if await self._wait_for_approval(stream, name, until):
+                        trace.failed("abandoned")
                         log.info("Client %s went away while waiting for approval", name)
                         return False, False
                 case Refuse():
@@ -154,6 +178,7 @@ class ConnectionHandler:
                 case _:
                     assert_never(decision)
             decision, effects = self._registry.poll_request(handle, self._now())
+            trace.decided(decision)
             await self._effects.apply(effects)
 
     async def _send_secret(self, stream: TLSStream, name: str, data: bytes, peer: str) -> bool:

@@ -61,10 +61,15 @@ class EffectRunner:
         self._wake_scheduler = wake_scheduler
         self._sinks = list(sinks)
         self._approval_events: dict[str, asyncio.Event] = {}
+        self._watchers: list[Callable[[Effect], None]] = []
 
     def add_sink(self, sink: EventSink) -> None:
         """Let ``sink`` observe signals and property changes from now on."""
         self._sinks.append(sink)
+
+    def watch(self, watcher: Callable[[Effect], None]) -> None:
+        """Show ``watcher`` every effect just before it is carried out (audit, metrics)."""
+        self._watchers.append(watcher)
 
     def approval_event(self, name: str) -> asyncio.Event:
         """The event set at the next approval or denial of client ``name``."""
@@ -76,6 +81,8 @@ class EffectRunner:
     async def apply(self, effects: Iterable[Effect]) -> None:
         """Carry out ``effects`` in order."""
         for effect in effects:
+            for watcher in self._watchers:
+                watcher(effect)
             match effect:
                 case StartChecker(name=name, command=command):
                     await self._checkers.start(name, command)

@@ -1,0 +1,1 @@
+"""mandos-audit: check and read the audit trail."""

@@ -1,0 +1,1 @@
+"""mandos-doctor: check every link of a client's unattended unlock."""
