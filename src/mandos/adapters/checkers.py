@@ -3,7 +3,9 @@
 Each checker runs with cwd ``/``, stdin from ``/dev/null`` and no inherited descriptors, its
 output discarded unless ``debug`` is on (REFERENCE A1, A5). When it ends, ``on_exit(name,
 returncode, signal)`` is called from the event loop; a stopped checker is killed with its whole
-process group (SIGTERM, then SIGKILL after a grace period) and reports nothing.
+process group (SIGTERM, then SIGKILL after a grace period) and reports nothing. The default
+checker, ``fping -q -- HOST``, is answered by one fping run for many clients
+(:mod:`mandos.adapters.fping_batch`) with the same outcome per client.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from mandos.adapters.tasks import TaskOwner
+
+from mandos.adapters.fping_batch import FpingBatcher
 
 log = logging.getLogger(__name__)
 
@@ -36,21 +40,27 @@ class _Running:
 class CheckerRunner:
     """Starts, watches and kills checker processes, one per client at most."""
 
-    def __init__(self, on_exit: ExitCallback, *, debug: bool = False) -> None:
+    def __init__(
+        self, on_exit: ExitCallback, *, debug: bool = False, batch_fping: bool = True
+    ) -> None:
         self._on_exit = on_exit
         self._debug = debug
+        self._batch = FpingBatcher(on_exit, self._start_process) if batch_fping else None
         self._running: dict[str, _Running] = {}
         self._waiters = TaskOwner("waiting for a checker")
         self._reapers = TaskOwner("killing a checker")
 
     def is_running(self, name: str) -> bool:
         """Whether a checker of client ``name`` is running."""
-        return name in self._running
+        return name in self._running or (self._batch is not None and self._batch.owns(name))
 
     async def start(self, name: str, command: str) -> None:
         """Start ``command`` for client ``name`` unless one is already running."""
-        if name in self._running:
+        if self.is_running(name) or (self._batch is not None and self._batch.offer(name, command)):
             return
+        await self._start_process(name, command)
+
+    async def _start_process(self, name: str, command: str) -> None:
         output = None if self._debug else subprocess.DEVNULL
         try:
             process = await asyncio.create_subprocess_exec(
@@ -83,6 +93,8 @@ class CheckerRunner:
 
     def stop(self, name: str) -> None:
         """Kill the checker of ``name`` (its whole process group); it reports nothing."""
+        if self._batch is not None:
+            self._batch.drop(name)
         running = self._running.pop(name, None)
         if running is None:
             return
@@ -91,6 +103,8 @@ class CheckerRunner:
 
     async def aclose(self) -> None:
         """Kill every checker and wait until all are reaped."""
+        if self._batch is not None:
+            await self._batch.aclose()
         for name in list(self._running):
             self.stop(name)
         await self._waiters.aclose()
