@@ -14,7 +14,7 @@ from mandos.core.config import ClientConfig
 from mandos.core.effects import Log
 from mandos.core.errors import StateFileError
 from mandos.core.registry import Registry
-from mandos.core.state_model import dump, restore, restore_into
+from mandos.core.state_model import Dumper, dump, restore, restore_into
 from mandos.core.values import KeyId, Secret
 from tests.core.helpers import MIN, T0, client_config
 
@@ -266,3 +266,18 @@ def test_crashed_checker_round_trips() -> None:
     back, _ = restored([config()], dump(reg), T0)
     assert back.states()[0].last_checker_signal == 9
     assert back.snapshot("a")["LastCheckerStatus"] == -1
+
+
+def test_dumper_converts_again_only_what_changed() -> None:
+    reg, _ = saved(config("a"), config("b"))
+    dumper = Dumper()
+    first = dumper(reg)
+    assert first == dump(reg)
+    reg.checked_ok("a", LATER)
+    reg.set_property("b", "Host", "elsewhere", LATER)
+    second = dumper(reg)
+    assert second == dump(reg)
+    assert second["clients"]["a"]["last_checked_ok"] == LATER.isoformat()  # type: ignore[index]
+    assert second["clients"]["b"]["settings"]["host"] == "elsewhere"  # type: ignore[index]
+    third = dumper(reg)
+    assert third["clients"]["a"] is second["clients"]["a"]  # type: ignore[index]

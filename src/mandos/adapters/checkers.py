@@ -20,9 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from mandos.adapters.tasks import TaskOwner
-
 from mandos.adapters.fping_batch import FpingBatcher
+from mandos.adapters.tasks import TaskOwner
 
 log = logging.getLogger(__name__)
 

@@ -121,23 +121,63 @@ def _settings_out(config: ClientConfig) -> dict[str, object]:
     return {f: out(getattr(config, f)) for f, (out, _) in PERSISTED.items()}
 
 
+def _entry(s: ClientState) -> dict[str, object]:
+    return {
+        "seen": {**_settings_out(s.file_config), "enabled": s.file_config.enabled},
+        "settings": _settings_out(s.config),
+        "enabled": s.enabled,
+        "created": _time_out(s.created),
+        "expires": _time_out(s.expires),
+        "last_enabled": _time_out(s.last_enabled),
+        "last_checked_ok": _time_out(s.last_checked_ok),
+        "last_approval_request": _time_out(s.last_approval_request),
+        "last_checker_status": s.last_checker_status,
+        "last_checker_signal": s.last_checker_signal,
+    }
+
+
+def _stored(s: ClientState) -> tuple[object, ...]:
+    """Everything :func:`_entry` reads (configs are frozen: compared by identity first)."""
+    return (
+        s.config,
+        s.file_config,
+        s.enabled,
+        s.created,
+        s.expires,
+        s.last_enabled,
+        s.last_checked_ok,
+        s.last_approval_request,
+        s.last_checker_status,
+        s.last_checker_signal,
+    )
+
+
 def dump(registry: Registry) -> dict[str, object]:
     """The registry's persistent state as a JSON-able dict (no secrets)."""
-    clients: dict[str, object] = {}
-    for s in registry.states():
-        clients[s.name] = {
-            "seen": {**_settings_out(s.file_config), "enabled": s.file_config.enabled},
-            "settings": _settings_out(s.config),
-            "enabled": s.enabled,
-            "created": _time_out(s.created),
-            "expires": _time_out(s.expires),
-            "last_enabled": _time_out(s.last_enabled),
-            "last_checked_ok": _time_out(s.last_checked_ok),
-            "last_approval_request": _time_out(s.last_approval_request),
-            "last_checker_status": s.last_checker_status,
-            "last_checker_signal": s.last_checker_signal,
-        }
-    return {"version": VERSION, "clients": clients}
+    return Dumper()(registry)
+
+
+class Dumper:
+    """:func:`dump` that converts again only the clients changed since its last call.
+
+    A server with 10,000 clients saves after every checker result; converting each client
+    every time made a save cost ~0.4 s of CPU. The dicts returned share unchanged entries
+    with earlier ones: callers must not modify them.
+    """
+
+    def __init__(self) -> None:
+        self._done: dict[str, tuple[tuple[object, ...], dict[str, object]]] = {}
+
+    def __call__(self, registry: Registry) -> dict[str, object]:
+        """The registry's persistent state, as :func:`dump` gives it."""
+        done: dict[str, tuple[tuple[object, ...], dict[str, object]]] = {}
+        for s in registry.states():
+            stored = _stored(s)
+            before = self._done.get(s.name)
+            entry = before[1] if before is not None and before[0] == stored else _entry(s)
+            done[s.name] = (stored, entry)
+        self._done = done
+        return {"version": VERSION, "clients": {name: e for name, (_, e) in done.items()}}
 
 
 @dataclasses.dataclass(frozen=True)
