@@ -37,10 +37,15 @@ def state_path(statedir: str | os.PathLike[str]) -> Path:
     return Path(statedir) / STATE_FILE_NAME
 
 
-def save(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` as JSON to ``path`` atomically, readable only by its owner."""
+def encode(data: dict[str, Any]) -> bytes:
+    """``data`` as the state file holds it (compact, keys sorted)."""
+    return json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
+
+
+def save(path: Path, data: dict[str, Any] | bytes) -> None:
+    """Write ``data`` as JSON (or JSON already encoded) to ``path`` atomically, owner-only."""
     # Compact: the C encoder (indent= would force the pure-Python one, 10x slower).
-    text = json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
+    text = data if isinstance(data, bytes) else encode(data)
     try:
         fd, tmp = tempfile.mkstemp(prefix=_TEMP_PREFIX, suffix=_TEMP_SUFFIX, dir=path.parent)
     except OSError as exc:

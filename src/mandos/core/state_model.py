@@ -29,6 +29,7 @@ Decisions:
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import random
 from collections.abc import Callable, Iterable, Mapping
@@ -154,30 +155,38 @@ def _stored(s: ClientState) -> tuple[object, ...]:
 
 def dump(registry: Registry) -> dict[str, object]:
     """The registry's persistent state as a JSON-able dict (no secrets)."""
-    return Dumper()(registry)
+    return {"version": VERSION, "clients": {s.name: _entry(s) for s in registry.states()}}
 
 
 class Dumper:
-    """:func:`dump` that converts again only the clients changed since its last call.
+    """The state file's bytes, encoding again only the clients changed since the last call.
 
-    A server with 10,000 clients saves after every checker result; converting each client
-    every time made a save cost ~0.4 s of CPU. The dicts returned share unchanged entries
-    with earlier ones: callers must not modify them.
+    A server with 10,000 clients saves after checker results; converting and encoding every
+    client each time cost ~0.3 s of CPU per save. The bytes are what ``json.dumps(dump(r),
+    separators=(",", ":"), sort_keys=True)`` gives; each client's part is kept encoded
+    (~0.7 KB), not as dicts.
     """
 
     def __init__(self) -> None:
-        self._done: dict[str, tuple[tuple[object, ...], dict[str, object]]] = {}
+        self._done: dict[str, tuple[tuple[object, ...], str]] = {}
 
-    def __call__(self, registry: Registry) -> dict[str, object]:
-        """The registry's persistent state, as :func:`dump` gives it."""
-        done: dict[str, tuple[tuple[object, ...], dict[str, object]]] = {}
+    def __call__(self, registry: Registry) -> bytes:
+        """The registry's persistent state, encoded."""
+        done: dict[str, tuple[tuple[object, ...], str]] = {}
         for s in registry.states():
             stored = _stored(s)
             before = self._done.get(s.name)
-            entry = before[1] if before is not None and before[0] == stored else _entry(s)
-            done[s.name] = (stored, entry)
+            if before is not None and before[0] == stored:
+                done[s.name] = before
+            else:
+                done[s.name] = (stored, _encode({s.name: _entry(s)})[1:-1])
         self._done = done
-        return {"version": VERSION, "clients": {name: e for name, (_, e) in done.items()}}
+        clients = ",".join(done[name][1] for name in sorted(done))
+        return f'{{"clients":{{{clients}}},"version":{VERSION}}}'.encode()
+
+
+def _encode(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
 @dataclasses.dataclass(frozen=True)
