@@ -14,7 +14,7 @@ from mandos.core.config import ClientConfig
 from mandos.core.effects import Log
 from mandos.core.errors import StateFileError
 from mandos.core.registry import Registry
-from mandos.core.state_model import Dumper, dump, restore, restore_into
+from mandos.core.state_model import dump, restore, restore_into
 from mandos.core.values import KeyId, Secret
 from tests.core.helpers import MIN, T0, client_config
 
@@ -266,21 +266,3 @@ def test_crashed_checker_round_trips() -> None:
     back, _ = restored([config()], dump(reg), T0)
     assert back.states()[0].last_checker_signal == 9
     assert back.snapshot("a")["LastCheckerStatus"] == -1
-
-
-def _file_bytes(reg: Registry) -> bytes:
-    return json.dumps(dump(reg), separators=(",", ":"), sort_keys=True).encode()
-
-
-def test_dumper_encodes_as_dump_and_again_only_what_changed() -> None:
-    reg, _ = saved(config("a"), config("b"), config("c"))
-    dumper = Dumper()
-    assert dumper(reg) == _file_bytes(reg)
-    reg.checked_ok("a", LATER)
-    reg.set_property("b", "Host", "elsewhere", LATER)
-    second = dumper(reg)
-    assert second == _file_bytes(reg)
-    assert json.loads(second)["clients"]["b"]["settings"]["host"] == "elsewhere"
-    reg.reload([config("a"), config("d")], LATER)
-    assert dumper(reg) == _file_bytes(reg)
-    assert json.loads(dumper(reg))["version"] == 1

@@ -26,6 +26,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Final
 
+from mandos.adapters.tasks import TaskOwner
+
 log = logging.getLogger(__name__)
 
 #: How long the first checker of a batch waits for others to join it (seconds).
@@ -63,7 +65,7 @@ class _Run:
 
     waiting: dict[str, str]
     process: asyncio.subprocess.Process | None = None
-    task: asyncio.Task[None] | None = field(default=None, repr=False)
+    task: asyncio.Task[object] | None = field(default=None, repr=False)
 
 
 class FpingBatcher:
@@ -84,7 +86,7 @@ class FpingBatcher:
         self._pending: dict[str, str] = {}
         self._flush_at: asyncio.TimerHandle | None = None
         self._runs: dict[str, _Run] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskOwner("running a batched fping checker")
         #: fping runs started so far (for tests and benchmarks).
         self.runs_started = 0
 
@@ -123,8 +125,7 @@ class FpingBatcher:
         self._pending.clear()
         for name in list(self._runs):
             self.drop(name)
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.join()
 
     def _flush(self) -> None:
         if self._flush_at is not None:
@@ -136,10 +137,7 @@ class FpingBatcher:
         self._pending = {}
         for name in run.waiting:
             self._runs[name] = run
-        task = asyncio.get_running_loop().create_task(self._run(run))
-        run.task = task
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        run.task = self._tasks.start(self._run(run))
 
     async def _run(self, run: _Run) -> None:
         results: dict[str, int] = {}

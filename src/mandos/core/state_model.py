@@ -29,7 +29,6 @@ Decisions:
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import random
 from collections.abc import Callable, Iterable, Mapping
@@ -122,7 +121,8 @@ def _settings_out(config: ClientConfig) -> dict[str, object]:
     return {f: out(getattr(config, f)) for f, (out, _) in PERSISTED.items()}
 
 
-def _entry(s: ClientState) -> dict[str, object]:
+def client_record(s: ClientState) -> dict[str, object]:
+    """One client's part of :func:`dump`."""
     return {
         "seen": {**_settings_out(s.file_config), "enabled": s.file_config.enabled},
         "settings": _settings_out(s.config),
@@ -137,8 +137,8 @@ def _entry(s: ClientState) -> dict[str, object]:
     }
 
 
-def _stored(s: ClientState) -> tuple[object, ...]:
-    """Everything :func:`_entry` reads (configs are frozen: compared by identity first)."""
+def client_record_key(s: ClientState) -> tuple[object, ...]:
+    """Everything :func:`client_record` reads: equal keys, equal records (configs are frozen)."""
     return (
         s.config,
         s.file_config,
@@ -155,38 +155,7 @@ def _stored(s: ClientState) -> tuple[object, ...]:
 
 def dump(registry: Registry) -> dict[str, object]:
     """The registry's persistent state as a JSON-able dict (no secrets)."""
-    return {"version": VERSION, "clients": {s.name: _entry(s) for s in registry.states()}}
-
-
-class Dumper:
-    """The state file's bytes, encoding again only the clients changed since the last call.
-
-    A server with 10,000 clients saves after checker results; converting and encoding every
-    client each time cost ~0.3 s of CPU per save. The bytes are what ``json.dumps(dump(r),
-    separators=(",", ":"), sort_keys=True)`` gives; each client's part is kept encoded
-    (~0.7 KB), not as dicts.
-    """
-
-    def __init__(self) -> None:
-        self._done: dict[str, tuple[tuple[object, ...], str]] = {}
-
-    def __call__(self, registry: Registry) -> bytes:
-        """The registry's persistent state, encoded."""
-        done: dict[str, tuple[tuple[object, ...], str]] = {}
-        for s in registry.states():
-            stored = _stored(s)
-            before = self._done.get(s.name)
-            if before is not None and before[0] == stored:
-                done[s.name] = before
-            else:
-                done[s.name] = (stored, _encode({s.name: _entry(s)})[1:-1])
-        self._done = done
-        clients = ",".join(done[name][1] for name in sorted(done))
-        return f'{{"clients":{{{clients}}},"version":{VERSION}}}'.encode()
-
-
-def _encode(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+    return {"version": VERSION, "clients": {s.name: client_record(s) for s in registry.states()}}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -73,7 +73,7 @@ class MandosServer:
         self._save_wanted = asyncio.Event()
         self._reload_wanted = False
         self._inbox: list[Effect] = []
-        self._dump = state_model.Dumper()
+        self._dump = statefile.StateEncoder()
         self.checkers = CheckerRunner(self._checker_exited, debug=config.debug)
         self.effects = EffectRunner(self.checkers, self._save_wanted.set, self._wake.set)
         self.registry: Registry | None = None
