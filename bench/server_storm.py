@@ -1,7 +1,8 @@
 """Server storm: N clients at once against our server and Debian's reference, side by side.
 
 Usage (as root, from the repository): ``.venv/bin/python -m bench.server_storm``
-[``--sizes 50,200,1000``] [``--configured 1,1000,10000``] [``--no-reference``].
+[``--sizes 50,200,1000``] [``--configured 1,1000,10000``] [``--no-reference``]
+[``--workers 0,1,2``] (our server's ``--handshake-workers``; 0 is the event loop).
 
 For each N: secrets per second, p50/p99 latency and peak RSS of the server's process tree
 (the reference forks one process per connection), and our/reference ratios. Then each
@@ -57,11 +58,12 @@ class Server:
     pid: int
     port: int
     startup_seconds: float
+    startup_cpu_seconds: float = float("nan")
 
 
 @contextlib.contextmanager
-def our_server(conf: str) -> Iterator[Server]:
-    """Our server, foreground, warnings only, on ::1."""
+def our_server(conf: str, workers: int = 0) -> Iterator[Server]:
+    """Our server, foreground, warnings only, on ::1; handshakes in ``workers`` threads."""
     with tempfile.TemporaryDirectory(prefix="bench-ours-") as tmp:
         base = Path(tmp)
         (base / "conf").mkdir()
@@ -71,6 +73,7 @@ def our_server(conf: str) -> Iterator[Server]:
             sys.executable, "-m", "mandos.server", "--foreground", "--no-zeroconf", "--no-dbus",
             "--no-restore", f"--address={HOST}", f"--port={port}",
             f"--configdir={base / 'conf'}", f"--statedir={base / 'state'}",
+            f"--handshake-workers={workers}",
         ]  # fmt: skip
         began = time.perf_counter()
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
@@ -79,7 +82,8 @@ def our_server(conf: str) -> Iterator[Server]:
                 if proc.poll() is not None:
                     raise RuntimeError("our server exited")
                 time.sleep(0.005)
-            yield Server("ours", proc.pid, port, time.perf_counter() - began)
+            label = f"ours/{workers}w" if workers else "ours"
+            yield Server(label, proc.pid, port, time.perf_counter() - began, cpu_seconds(proc.pid))
         finally:
             proc.terminate()
             try:
@@ -131,7 +135,15 @@ def _ratio(ours: float, theirs: float) -> str:
     return f"{ours / theirs:.2f}x" if theirs else "-"
 
 
-def run_storms(sizes: list[int], bus_env: dict[str, str] | None, workdir: Path) -> None:
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU time ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_storms(
+    sizes: list[int], bus_env: dict[str, str] | None, workdir: Path, workers: list[int]
+) -> None:
     """Print the storm table."""
     if not sizes:
         return
@@ -143,7 +155,7 @@ def run_storms(sizes: list[int], bus_env: dict[str, str] | None, workdir: Path) 
     for n in sizes:
         conf = clients_conf([str(public_key_id(pub)) for _, pub in keys[:n]])
         figures: dict[str, dict[str, float]] = {}
-        servers = [("ours", our_server(conf))]
+        servers = [(f"ours/{w}w" if w else "ours", our_server(conf, w)) for w in workers]
         if bus_env is not None:
             servers.append(("reference", reference_server(conf, bus_env)))
         for label, manager in servers:
@@ -157,7 +169,7 @@ def run_storms(sizes: list[int], bus_env: dict[str, str] | None, workdir: Path) 
             p50, p99 = f["p50"] * 1000, f["p99"] * 1000
             print(f"{n:>5} {label:>10} {f['ok']:>5.0f} {f['per_second']:>10.1f}"
                   f" {p50:>8.1f} {p99:>8.1f} {f['peak_rss_mib']:>13.1f}")  # fmt: skip
-        if len(figures) == 2:
+        if "ours" in figures and "reference" in figures:
             o, r = figures["ours"], figures["reference"]
             print(f"{n:>5} {'ratio':>10} {'':>5} {_ratio(o['per_second'], r['per_second']):>10}"
                   f" {_ratio(o['p50'], r['p50']):>8} {_ratio(o['p99'], r['p99']):>8}"
@@ -166,7 +178,7 @@ def run_storms(sizes: list[int], bus_env: dict[str, str] | None, workdir: Path) 
 
 def run_startups(counts: list[int], bus_env: dict[str, str] | None) -> None:
     """Print startup time and RSS with many clients configured."""
-    print(f"\n{'clients':>8} {'server':>10} {'startup s':>10} {'RSS MiB':>8}")
+    print(f"\n{'clients':>8} {'server':>10} {'startup s':>10} {'CPU s':>6} {'RSS MiB':>8}")
     for count in counts:
         conf = clients_conf([secrets.token_hex(32).upper() for _ in range(count)])
         servers = [our_server(conf)]
@@ -176,7 +188,8 @@ def run_startups(counts: list[int], bus_env: dict[str, str] | None) -> None:
             with manager as server:
                 time.sleep(1.0)  # settle: the reference finishes setting up after it listens
                 rss = sum(rss_kib(p) for p in tree_pids(server.pid)) / 1024
-                print(f"{count:>8} {server.label:>10} {server.startup_seconds:>10.2f} {rss:>8.1f}")
+                print(f"{count:>8} {server.label:>10} {server.startup_seconds:>10.2f}"
+                      f" {server.startup_cpu_seconds:>6.2f} {rss:>8.1f}")  # fmt: skip
 
 
 def main() -> int:
@@ -184,6 +197,7 @@ def main() -> int:
     parser.add_argument("--sizes", default="50,200,1000")
     parser.add_argument("--configured", default="1,1000,10000")
     parser.add_argument("--no-reference", action="store_true")
+    parser.add_argument("--workers", default="0")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
     counts = [int(s) for s in args.configured.split(",") if s]
@@ -192,7 +206,7 @@ def main() -> int:
         bus_env = None
         if not args.no_reference:
             bus_env = stack.enter_context(PrivateSystemBus()).env
-        run_storms(sizes, bus_env, Path(tmp))
+        run_storms(sizes, bus_env, Path(tmp), [int(w) for w in args.workers.split(",")])
         run_startups(counts, bus_env)
     return 0
 

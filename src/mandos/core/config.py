@@ -48,6 +48,8 @@ class ServerConfig:
     zeroconf: bool = True
     # Beyond the reference: bounded version line + TLS handshake (seconds).
     handshake_timeout: timedelta = timedelta(seconds=10)
+    # Beyond the reference: TLS handshakes in this many worker threads (0: in the event loop).
+    handshake_workers: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +96,7 @@ class ServerSettings:
     foreground: bool | None = None
     zeroconf: bool | None = None
     handshake_timeout: timedelta | None = None
+    handshake_workers: int | None = None
 
     def given(self) -> dict[str, object]:
         """The settings this source sets, by ServerConfig field name."""

@@ -15,6 +15,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from mandos.adapters import statefile
@@ -192,14 +193,21 @@ class MandosServer:
     # -- tasks --------------------------------------------------------------------------------
 
     async def _accept_loop(self, listener: socket.socket, registry: Registry) -> None:
+        workers = self.config.handshake_workers
+        executor = ThreadPoolExecutor(workers, "handshake") if workers else None
         handler = ConnectionHandler(
             registry,
             self.effects,
             priority=self.config.priority,
             handshake_timeout=self.config.handshake_timeout.total_seconds(),
             now=self._now,
+            executor=executor,
         )
-        await AcceptLoop(listener, handler).run()
+        try:
+            await AcceptLoop(listener, handler).run()
+        finally:
+            if executor is not None:
+                executor.shutdown(wait=False, cancel_futures=True)
 
     async def _scheduler(self, registry: Registry) -> None:
         while True:

@@ -146,6 +146,12 @@ _OPTIONS: Final[tuple[tuple[tuple[str, ...], dict[str, Any]], ...]] = (
         "help": "time allowed for the version line and the TLS handshake, as an RFC 3339"
         f" duration such as PT10S (default: {_DEFAULT_HANDSHAKE})",
     }),
+    (("--handshake-workers",), {
+        "metavar": "N",
+        "type": _number(0, 256, "number"),
+        "help": "run the TLS handshakes' cryptography in N worker threads, for machines with"
+        " more cores (default: 0, in the event loop)",
+    }),
 )  # fmt: skip
 
 

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import socket
 from collections.abc import Callable
+from concurrent.futures import Executor
 from datetime import datetime
 from typing import Any, assert_never
 
@@ -55,6 +56,7 @@ class ConnectionHandler:
         *,
         priority: str,
         handshake_timeout: float,
+        executor: Executor | None = None,
         now: Callable[[], datetime],
         send_timeout: float = SEND_TIMEOUT_SECONDS,
     ) -> None:
@@ -62,6 +64,7 @@ class ConnectionHandler:
         self._effects = effects
         self._priority = priority
         self._handshake_timeout = handshake_timeout
+        self._executor = executor
         self._send_timeout = send_timeout
         self._now = now
 
@@ -96,7 +99,8 @@ class ConnectionHandler:
         try:
             async with asyncio.timeout(self._handshake_timeout):
                 await self._read_version_line(sock)
-                stream = TLSStream(Session.mandos_server(sock.fileno(), self._priority), sock)
+                session = Session.mandos_server(sock.fileno(), self._priority)
+                stream = TLSStream(session, sock, executor=self._executor)
                 await stream.handshake()
                 return stream, stream.peer_key_id()
         except TimeoutError:
