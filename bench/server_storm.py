@@ -1,7 +1,8 @@
 """Server storm: N clients at once against our server and Debian's reference, side by side.
 
 Usage (as root, from the repository): ``.venv/bin/python -m bench.server_storm``
-[``--sizes 50,200,1000``] [``--configured 1,1000,10000``] [``--no-reference``].
+[``--sizes 50,200,1000``] [``--configured 1,1000,10000``] [``--no-reference``]
+[``--workers 0,1,2``] (our server's ``--handshake-workers``; 0 is the event loop).
 
 For each N: secrets per second, p50/p99 latency and peak RSS of the server's process tree
 (the reference forks one process per connection), for ours with the audit trail off and on
@@ -59,11 +60,13 @@ class Server:
     pid: int
     port: int
     startup_seconds: float
+    startup_cpu_seconds: float = float("nan")
 
 
 @contextlib.contextmanager
-def our_server(conf: str, *, audit: bool = False) -> Iterator[Server]:
-    """Our server, foreground, warnings only, on ::1 (``audit``: with the audit trail on)."""
+def our_server(conf: str, workers: int = 0, *, audit: bool = False) -> Iterator[Server]:
+    """Our server, foreground, warnings only, on ::1; handshakes in ``workers`` threads
+    (``audit``: with the audit trail on)."""
     with tempfile.TemporaryDirectory(prefix="bench-ours-") as tmp:
         base = Path(tmp)
         (base / "conf").mkdir()
@@ -73,6 +76,7 @@ def our_server(conf: str, *, audit: bool = False) -> Iterator[Server]:
             sys.executable, "-m", "mandos.server", "--foreground", "--no-zeroconf", "--no-dbus",
             "--no-restore", f"--address={HOST}", f"--port={port}",
             f"--configdir={base / 'conf'}", f"--statedir={base / 'state'}",
+            f"--handshake-workers={workers}",
             *([f"--audit-log={base / 'audit.jsonl'}"] if audit else []),
         ]  # fmt: skip
         began = time.perf_counter()
@@ -82,9 +86,8 @@ def our_server(conf: str, *, audit: bool = False) -> Iterator[Server]:
                 if proc.poll() is not None:
                     raise RuntimeError("our server exited")
                 time.sleep(0.005)
-            yield Server(
-                "ours+audit" if audit else "ours", proc.pid, port, time.perf_counter() - began
-            )
+            label = "ours+audit" if audit else (f"ours/{workers}w" if workers else "ours")
+            yield Server(label, proc.pid, port, time.perf_counter() - began, cpu_seconds(proc.pid))
         finally:
             proc.terminate()
             try:
@@ -136,7 +139,15 @@ def _ratio(ours: float, theirs: float) -> str:
     return f"{ours / theirs:.2f}x" if theirs else "-"
 
 
-def run_storms(sizes: list[int], bus_env: dict[str, str] | None, workdir: Path) -> None:
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU time ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_storms(
+    sizes: list[int], bus_env: dict[str, str] | None, workdir: Path, workers: list[int]
+) -> None:
     """Print the storm table."""
     if not sizes:
         return
@@ -148,7 +159,8 @@ def run_storms(sizes: list[int], bus_env: dict[str, str] | None, workdir: Path) 
     for n in sizes:
         conf = clients_conf([str(public_key_id(pub)) for _, pub in keys[:n]])
         figures: dict[str, dict[str, float]] = {}
-        servers = [("ours", our_server(conf)), ("ours+audit", our_server(conf, audit=True))]
+        servers = [(f"ours/{w}w" if w else "ours", our_server(conf, w)) for w in workers]
+        servers.append(("ours+audit", our_server(conf, audit=True)))
         if bus_env is not None:
             servers.append(("reference", reference_server(conf, bus_env)))
         for label, manager in servers:
@@ -176,7 +188,7 @@ def run_storms(sizes: list[int], bus_env: dict[str, str] | None, workdir: Path) 
 
 def run_startups(counts: list[int], bus_env: dict[str, str] | None) -> None:
     """Print startup time and RSS with many clients configured."""
-    print(f"\n{'clients':>8} {'server':>10} {'startup s':>10} {'RSS MiB':>8}")
+    print(f"\n{'clients':>8} {'server':>10} {'startup s':>10} {'CPU s':>6} {'RSS MiB':>8}")
     for count in counts:
         conf = clients_conf([secrets.token_hex(32).upper() for _ in range(count)])
         servers = [our_server(conf)]
@@ -186,7 +198,8 @@ def run_startups(counts: list[int], bus_env: dict[str, str] | None) -> None:
             with manager as server:
                 time.sleep(1.0)  # settle: the reference finishes setting up after it listens
                 rss = sum(rss_kib(p) for p in tree_pids(server.pid)) / 1024
-                print(f"{count:>8} {server.label:>10} {server.startup_seconds:>10.2f} {rss:>8.1f}")
+                print(f"{count:>8} {server.label:>10} {server.startup_seconds:>10.2f}"
+                      f" {server.startup_cpu_seconds:>6.2f} {rss:>8.1f}")  # fmt: skip
 
 
 def main() -> int:
@@ -194,6 +207,7 @@ def main() -> int:
     parser.add_argument("--sizes", default="50,200,1000")
     parser.add_argument("--configured", default="1,1000,10000")
     parser.add_argument("--no-reference", action="store_true")
+    parser.add_argument("--workers", default="0")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
     counts = [int(s) for s in args.configured.split(",") if s]
@@ -202,7 +216,7 @@ def main() -> int:
         bus_env = None
         if not args.no_reference:
             bus_env = stack.enter_context(PrivateSystemBus()).env
-        run_storms(sizes, bus_env, Path(tmp))
+        run_storms(sizes, bus_env, Path(tmp), [int(w) for w in args.workers.split(",")])
         run_startups(counts, bus_env)
     return 0
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import threading
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
@@ -160,3 +163,54 @@ async def test_close_is_idempotent(pair: Pair) -> None:
     assert server.session.closed
     with pytest.raises(TLSError):
         await server.handshake()
+
+
+class _CountingPool(ThreadPoolExecutor):
+    """Counts the steps it runs, and the threads they ran in."""
+
+    def __init__(self) -> None:
+        super().__init__(2)
+        self.threads: set[int] = set()
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        def run() -> Any:
+            self.threads.add(threading.get_ident())
+            return fn(*args, **kwargs)
+
+        return super().submit(run)
+
+
+async def test_handshake_in_a_worker_thread(keypair: tuple[bytes, bytes]) -> None:
+    a, b = socket.socketpair()
+    with (
+        _CountingPool() as pool,
+        RawKeyCredentials.from_pem(keypair[1], keypair[0]) as cred,
+    ):
+        server = TLSStream(Session.mandos_server(a.fileno(), DEFAULT_PRIORITY), a, executor=pool)
+        client = TLSStream(Session.mandos_client(b.fileno(), DEFAULT_PRIORITY, cred), b)
+        try:
+            await asyncio.gather(server.handshake(), client.handshake())
+            assert server.peer_key_id() == public_key_id(keypair[1])
+            await client.sendall(b"secret")
+            assert await server.recv() == b"secret"
+            assert pool.threads
+            assert threading.get_ident() not in pool.threads
+        finally:
+            server.close()
+            client.close()
+
+
+async def test_cancelled_worker_handshake_waits_for_its_step() -> None:
+    a, b = socket.socketpair()
+    with ThreadPoolExecutor(1) as pool:
+        server = TLSStream(Session.mandos_server(a.fileno(), DEFAULT_PRIORITY), a, executor=pool)
+        try:
+            task = asyncio.ensure_future(server.handshake())
+            await asyncio.sleep(0.05)  # the peer never speaks: waiting for its hello
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert not _registered(a)
+        finally:
+            server.close()
+            b.close()

@@ -14,7 +14,7 @@ from mandos.core.config import ClientConfig
 from mandos.core.effects import Log
 from mandos.core.errors import StateFileError
 from mandos.core.registry import Registry
-from mandos.core.state_model import dump, restore, restore_into
+from mandos.core.state_model import client_record_key, dump, restore, restore_into
 from mandos.core.values import KeyId, Secret
 from tests.core.helpers import MIN, T0, client_config
 
@@ -266,3 +266,11 @@ def test_crashed_checker_round_trips() -> None:
     back, _ = restored([config()], dump(reg), T0)
     assert back.states()[0].last_checker_signal == 9
     assert back.snapshot("a")["LastCheckerStatus"] == -1
+
+
+def test_client_record_key_changes_with_the_record() -> None:
+    reg, _ = saved()
+    before = client_record_key(reg.states()[0])
+    assert client_record_key(reg.states()[0]) == before
+    reg.checked_ok("a", LATER)
+    assert client_record_key(reg.states()[0]) != before

@@ -20,6 +20,13 @@ def test_enabled_client_gets_its_secret(tls_key: TLSKey) -> None:
         server.wait_for_log("Sending secret to client1")
 
 
+def test_handshakes_in_worker_threads(tls_key: TLSKey) -> None:
+    conf = client_section("client1", tls_key, SECRET)
+    with our_server(conf, extra_args=["--handshake-workers", "2"]) as server:
+        for _ in range(3):
+            assert fetch(server.host, server.port, tls_key) == SECRET
+
+
 def test_ipv6_loopback(tls_key: TLSKey) -> None:
     with our_server(client_section("c6", tls_key, SECRET), host="::1") as server:
         assert fetch("::1", server.port, tls_key) == SECRET

@@ -5,7 +5,8 @@ Each checker runs with cwd ``/``, stdin from ``/dev/null`` and no inherited desc
 ``mandos-ctl --explain``), and passed on to our standard error with ``debug`` only. When it ends,
 ``on_exit(name, returncode, signal)`` is called from the event loop; a stopped checker is
 killed with its whole process group (SIGTERM, then SIGKILL after a grace period) and reports
-nothing.
+nothing. The default checker, ``fping -q -- HOST``, is answered by one fping run for many
+clients (:mod:`mandos.adapters.fping_batch`) with the same outcome per client.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from mandos.adapters.fping_batch import FpingBatcher
 from mandos.adapters.tasks import TaskOwner
 
 log = logging.getLogger(__name__)
@@ -41,9 +43,12 @@ class _Running:
 class CheckerRunner:
     """Starts, watches and kills checker processes, one per client at most."""
 
-    def __init__(self, on_exit: ExitCallback, *, debug: bool = False) -> None:
+    def __init__(
+        self, on_exit: ExitCallback, *, debug: bool = False, batch_fping: bool = True
+    ) -> None:
         self._on_exit = on_exit
         self._debug = debug
+        self._batch = FpingBatcher(on_exit, self._start_process) if batch_fping else None
         self._running: dict[str, _Running] = {}
         self._waiters = TaskOwner("waiting for a checker")
         self._reapers = TaskOwner("killing a checker")
@@ -55,12 +60,15 @@ class CheckerRunner:
 
     def is_running(self, name: str) -> bool:
         """Whether a checker of client ``name`` is running."""
-        return name in self._running
+        return name in self._running or (self._batch is not None and self._batch.owns(name))
 
     async def start(self, name: str, command: str) -> None:
         """Start ``command`` for client ``name`` unless one is already running."""
-        if name in self._running:
+        if self.is_running(name) or (self._batch is not None and self._batch.offer(name, command)):
             return
+        await self._start_process(name, command)
+
+    async def _start_process(self, name: str, command: str) -> None:
         tail = _OutputTail(echo=self._debug)
         try:
             process = await asyncio.create_subprocess_exec(
@@ -90,7 +98,8 @@ class CheckerRunner:
         try:
             status = await process.wait()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(tail.eof.wait(), OUTPUT_DRAIN_SECONDS)
+                async with asyncio.timeout(OUTPUT_DRAIN_SECONDS):
+                    await tail.eof.wait()
         finally:
             tail.close()
         running = self._running.get(name)
@@ -104,6 +113,8 @@ class CheckerRunner:
 
     def stop(self, name: str) -> None:
         """Kill the checker of ``name`` (its whole process group); it reports nothing."""
+        if self._batch is not None:
+            self._batch.drop(name)
         running = self._running.pop(name, None)
         if running is None:
             return
@@ -112,6 +123,8 @@ class CheckerRunner:
 
     async def aclose(self) -> None:
         """Kill every checker and wait until all are reaped."""
+        if self._batch is not None:
+            await self._batch.aclose()
         for name in list(self._running):
             self.stop(name)
         await self._waiters.aclose()

@@ -21,7 +21,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mandos.core import state_model
 from mandos.core.errors import StateFileError
+from mandos.core.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +39,15 @@ def state_path(statedir: str | os.PathLike[str]) -> Path:
     return Path(statedir) / STATE_FILE_NAME
 
 
-def save(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` as JSON to ``path`` atomically, readable only by its owner."""
+def encode(data: dict[str, Any]) -> bytes:
+    """``data`` as the state file holds it (compact, keys sorted)."""
+    return json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
+
+
+def save(path: Path, data: dict[str, Any] | bytes) -> None:
+    """Write ``data`` as JSON (or JSON already encoded) to ``path`` atomically, owner-only."""
     # Compact: the C encoder (indent= would force the pure-Python one, 10x slower).
-    text = json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
+    text = data if isinstance(data, bytes) else encode(data)
     try:
         fd, tmp = tempfile.mkstemp(prefix=_TEMP_PREFIX, suffix=_TEMP_SUFFIX, dir=path.parent)
     except OSError as exc:
@@ -149,3 +156,30 @@ def set_aside(path: Path) -> Path:
         aside = path.with_name(f"{path.name}.bad-{stamp}.{n}")
     path.replace(aside)
     return aside
+
+
+class StateEncoder:
+    """The state file's bytes, encoding again only the clients changed since the last call.
+
+    A server with 10,000 clients saves after checker results; converting and encoding every
+    client each time cost ~0.3 s of CPU per save. The bytes are what :func:`encode` gives for
+    ``state_model.dump(registry)``; each client's part is kept encoded (~0.7 KB), not as dicts.
+    """
+
+    def __init__(self) -> None:
+        self._done: dict[str, tuple[tuple[object, ...], str]] = {}
+
+    def __call__(self, registry: Registry) -> bytes:
+        """The registry's persistent state, encoded."""
+        done: dict[str, tuple[tuple[object, ...], str]] = {}
+        for s in registry.states():
+            key = state_model.client_record_key(s)
+            before = self._done.get(s.name)
+            if before is not None and before[0] == key:
+                done[s.name] = before
+            else:
+                record = {s.name: state_model.client_record(s)}
+                done[s.name] = (key, encode(record).decode()[1:-1])
+        self._done = done
+        clients = ",".join(done[name][1] for name in sorted(done))
+        return f'{{"clients":{{{clients}}},"version":{state_model.VERSION}}}'.encode()

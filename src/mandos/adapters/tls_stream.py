@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from concurrent.futures import Executor
 from typing import Final
 
 from mandos.adapters.gnutls.session import Session
@@ -27,8 +28,11 @@ CHUNK: Final = 16384  # one TLS record's worth of plaintext
 class TLSStream:
     """A TLS session and its socket under asyncio; close() closes both."""
 
-    def __init__(self, session: Session, sock: socket.socket) -> None:
+    def __init__(
+        self, session: Session, sock: socket.socket, *, executor: Executor | None = None
+    ) -> None:
         sock.setblocking(False)
+        self._executor = executor
         self._session = session
         self._sock = sock
         self._fd = sock.fileno()
@@ -65,9 +69,24 @@ class TLSStream:
                 loop.remove_reader(self._fd)
 
     async def handshake(self) -> None:
-        """Complete the handshake; HandshakeError if it fails."""
-        while not self._session.handshake():
+        """Complete the handshake; HandshakeError if it fails.
+
+        With an executor, each step (non-blocking: it returns at would-block) runs in a worker
+        thread; ctypes releases the GIL in GnuTLS, so handshakes use more than one core.
+        """
+        while not await self._handshake_step():
             await self._wait()
+
+    async def _handshake_step(self) -> bool:
+        if self._executor is None:
+            return self._session.handshake()
+        step = asyncio.get_running_loop().run_in_executor(self._executor, self._session.handshake)
+        try:
+            return await asyncio.shield(step)
+        except asyncio.CancelledError:
+            # The session must not be closed while a worker still uses it.
+            await asyncio.wait([step])
+            raise
 
     async def recv(self, max_bytes: int = CHUNK) -> bytes:
         """Up to max_bytes of data, or b"" once the peer sent close_notify."""

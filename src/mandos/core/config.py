@@ -53,6 +53,8 @@ class ServerConfig:
     audit_log: str = ""
     metrics_address: str = ""  # HOST:PORT serving /metrics
     metrics_per_client: bool = False
+    # Beyond the reference: TLS handshakes in this many worker threads (0: in the event loop).
+    handshake_workers: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +106,7 @@ class ServerSettings:
     audit_log: str | None = None
     metrics_address: str | None = None
     metrics_per_client: bool | None = None
+    handshake_workers: int | None = None
 
     def given(self) -> dict[str, object]:
         """The settings this source sets, by ServerConfig field name."""

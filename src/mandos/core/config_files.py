@@ -38,6 +38,7 @@ from mandos.core.config import ClientConfig, ServerSettings
 from mandos.core.durations import format_rfc3339, parse_duration
 from mandos.core.errors import ConfigError, MandosError
 from mandos.core.hostport import parse_host_port
+from mandos.core.ini_reader import expand, read_sections
 from mandos.core.values import ClientName, Fingerprint, KeyId, Secret
 
 __all__ = [
@@ -112,7 +113,13 @@ class _LineIndex:
     """Where each section header and each option is first written (1-based line numbers)."""
 
     def __init__(self, text: str) -> None:
-        self._lines: dict[tuple[str, str], int] = {}
+        self._text = text
+        self._index: dict[tuple[str, str], int] | None = None
+
+    def _build(self) -> dict[tuple[str, str], int]:
+        """Index the text (only when an error needs a line: it costs as much as parsing)."""
+        lines: dict[tuple[str, str], int] = {}
+        text = self._text
         section = ""
         option_indent: int | None = None  # indent of the option being read, as configparser
         # configparser reads through io.StringIO, which splits lines at "\n" only.
@@ -126,18 +133,21 @@ class _LineIndex:
             header = configparser.ConfigParser.SECTCRE.match(stripped)
             if header is not None:
                 section, option_indent = header.group("header"), None
-                self._lines.setdefault((section, ""), lineno)
+                lines.setdefault((section, ""), lineno)
                 continue
             option = configparser.ConfigParser.OPTCRE.match(stripped)
             if option is not None:
                 key = option.group("option").rstrip().lower()
-                self._lines.setdefault((section, key), lineno)
+                lines.setdefault((section, key), lineno)
                 option_indent = indent
+        return lines
 
     def line(self, section: str, key: str = "") -> int | None:
         """The key's line in the section, else in [DEFAULT], else the section header's."""
+        if self._index is None:
+            self._index = self._build()
         places = ((section, key), (_DEFAULT, key), (section, ""))
-        return next((self._lines[p] for p in places if p in self._lines), None)
+        return next((self._index[p] for p in places if p in self._index), None)
 
 
 @contextmanager
@@ -242,11 +252,16 @@ def parse_clients_conf(
             when None, such a section is an error.
     """
     parser = configparser.ConfigParser(defaults=CLIENT_DEFAULTS)
-    index = _read(text, origin, parser)
+    index = _LineIndex(text)
+    # The fast reader declines only texts configparser refuses: configparser names the error.
+    sections = read_sections(text, CLIENT_DEFAULTS)
+    if sections is None:
+        index = _read(text, origin, parser)
+        sections = [(name, dict(parser.items(name, raw=True))) for name in parser.sections()]
     clients = []
-    for section in parser.sections():
+    for section, raw in sections:
         with _map_configparser_errors(origin, index):
-            items = dict(parser.items(section))
+            items = expand(parser, section, raw)
         try:
             clients.append(_client(_Section(origin, index, section, items), read_secfile))
         except _NoClientKey as exc:

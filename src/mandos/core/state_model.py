@@ -121,23 +121,41 @@ def _settings_out(config: ClientConfig) -> dict[str, object]:
     return {f: out(getattr(config, f)) for f, (out, _) in PERSISTED.items()}
 
 
+def client_record(s: ClientState) -> dict[str, object]:
+    """One client's part of :func:`dump`."""
+    return {
+        "seen": {**_settings_out(s.file_config), "enabled": s.file_config.enabled},
+        "settings": _settings_out(s.config),
+        "enabled": s.enabled,
+        "created": _time_out(s.created),
+        "expires": _time_out(s.expires),
+        "last_enabled": _time_out(s.last_enabled),
+        "last_checked_ok": _time_out(s.last_checked_ok),
+        "last_approval_request": _time_out(s.last_approval_request),
+        "last_checker_status": s.last_checker_status,
+        "last_checker_signal": s.last_checker_signal,
+    }
+
+
+def client_record_key(s: ClientState) -> tuple[object, ...]:
+    """Everything :func:`client_record` reads: equal keys, equal records (configs are frozen)."""
+    return (
+        s.config,
+        s.file_config,
+        s.enabled,
+        s.created,
+        s.expires,
+        s.last_enabled,
+        s.last_checked_ok,
+        s.last_approval_request,
+        s.last_checker_status,
+        s.last_checker_signal,
+    )
+
+
 def dump(registry: Registry) -> dict[str, object]:
     """The registry's persistent state as a JSON-able dict (no secrets)."""
-    clients: dict[str, object] = {}
-    for s in registry.states():
-        clients[s.name] = {
-            "seen": {**_settings_out(s.file_config), "enabled": s.file_config.enabled},
-            "settings": _settings_out(s.config),
-            "enabled": s.enabled,
-            "created": _time_out(s.created),
-            "expires": _time_out(s.expires),
-            "last_enabled": _time_out(s.last_enabled),
-            "last_checked_ok": _time_out(s.last_checked_ok),
-            "last_approval_request": _time_out(s.last_approval_request),
-            "last_checker_status": s.last_checker_status,
-            "last_checker_signal": s.last_checker_signal,
-        }
-    return {"version": VERSION, "clients": clients}
+    return {"version": VERSION, "clients": {s.name: client_record(s) for s in registry.states()}}
 
 
 @dataclasses.dataclass(frozen=True)

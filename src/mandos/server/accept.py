@@ -12,6 +12,13 @@ reserve descriptor is given up for a moment to accept the queued connection and 
 once (the peer retries later instead of hanging), and the loop backs off, up to
 ``MAX_BACKOFF_SECONDS``. Either way one line is logged per episode (a new episode starts after
 ``EPISODE_QUIET_SECONDS`` without shedding).
+
+At most ``MAX_HANDSHAKES`` connections are accepted and not yet past their TLS handshake; the
+others wait in the kernel's listen queue, where no handshake timeout runs. Under a storm (a
+power cut: 10,000 clients at once) the handshakes in progress then finish in a fraction of a
+second each, instead of all 10,000 sharing the CPU and every one of them passing the 10 s
+handshake timeout. Peers that never speak cannot keep the slots: when no handshake has finished
+for ``SLOT_PATIENCE_SECONDS``, the oldest unfinished connection is shed.
 """
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ SPARE_DESCRIPTORS = 32
 EPISODE_QUIET_SECONDS = 5.0
 FIRST_BACKOFF_SECONDS = 0.05
 MAX_BACKOFF_SECONDS = 1.0
+MAX_HANDSHAKES = 128
+SLOT_PATIENCE_SECONDS = 2.0
 _OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE)
 
 
@@ -57,6 +66,7 @@ class AcceptLoop:
         self._reserve: int | None = None
         self._last_shed = -EPISODE_QUIET_SECONDS
         self._backoff = FIRST_BACKOFF_SECONDS
+        self._progress = asyncio.Event()  # set when a connection leaves self._unfinished
 
     async def run(self) -> None:
         """Accept until cancelled; then end every connection."""
@@ -65,6 +75,7 @@ class AcceptLoop:
         limit = connection_limit()
         try:
             while True:
+                await self._handshake_slot()
                 try:
                     conn, address = await loop.sock_accept(self._listener)
                 except OSError as exc:
@@ -79,6 +90,7 @@ class AcceptLoop:
                 conn.setblocking(False)
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 self._connections.start(self._serve(conn, peer_name(address)))
+                await asyncio.sleep(0)  # the task runs first and takes its handshake slot
         finally:
             await self._connections.aclose()
             if self._reserve is not None:
@@ -90,9 +102,24 @@ class AcceptLoop:
         assert me is not None
         self._unfinished[me] = None
         try:
-            await self._handler.serve(conn, peer, lambda: self._unfinished.pop(me, None))
+            await self._handler.serve(conn, peer, lambda: self._finished(me))
         finally:
-            self._unfinished.pop(me, None)
+            self._finished(me)
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        if self._unfinished.pop(task, 0) is None:
+            self._progress.set()
+
+    async def _handshake_slot(self) -> None:
+        """Wait until fewer than MAX_HANDSHAKES connections are before their handshake's end."""
+        while len(self._unfinished) >= MAX_HANDSHAKES:
+            self._progress.clear()
+            try:
+                async with asyncio.timeout(SLOT_PATIENCE_SECONDS):
+                    await self._progress.wait()
+            except TimeoutError:
+                why = f"no handshake finished for {SLOT_PATIENCE_SECONDS:g} s"
+                await self._shed(why)
 
     async def _shed(self, why: str) -> bool:
         """End the oldest connection still before its handshake; False if there is none."""

@@ -166,6 +166,12 @@ _OPTIONS: Final[tuple[tuple[tuple[str, ...], dict[str, Any]], ...]] = (
         "action": "store_true",
         "help": "add per-client metric series (one label value per client)",
     }),
+    (("--handshake-workers",), {
+        "metavar": "N",
+        "type": _number(0, 256, "number"),
+        "help": "run the TLS handshakes' cryptography in N worker threads, for machines with"
+        " more cores (default: 0, in the event loop)",
+    }),
 )  # fmt: skip
 
 

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import socket
 from collections.abc import Callable
+from concurrent.futures import Executor
 from datetime import datetime
 from typing import Any, assert_never
 
@@ -57,6 +58,7 @@ class ConnectionHandler:
         *,
         priority: str,
         handshake_timeout: float,
+        executor: Executor | None = None,
         now: Callable[[], datetime],
         send_timeout: float = SEND_TIMEOUT_SECONDS,
         observer: Observer | None = None,
@@ -65,6 +67,7 @@ class ConnectionHandler:
         self._effects = effects
         self._priority = priority
         self._handshake_timeout = handshake_timeout
+        self._executor = executor
         self._send_timeout = send_timeout
         self._now = now
         self._observer = observer or Observer(now, lambda: registry)
@@ -103,7 +106,8 @@ class ConnectionHandler:
         try:
             async with asyncio.timeout(self._handshake_timeout):
                 await self._read_version_line(sock)
-                stream = TLSStream(Session.mandos_server(sock.fileno(), self._priority), sock)
+                session = Session.mandos_server(sock.fileno(), self._priority)
+                stream = TLSStream(session, sock, executor=self._executor)
                 await stream.handshake()
                 return stream, stream.peer_key_id()
         except TimeoutError:

@@ -1,0 +1,59 @@
+"""AcceptLoop in-process: at most MAX_HANDSHAKES unfinished handshakes; silent peers are shed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+
+import pytest
+
+from mandos.adapters.gnutls import RawKeyCredentials, generate_ed25519_keypair
+from mandos.client.session import Timeouts, fetch_encrypted_secret
+from mandos.core.config import DEFAULT_PRIORITY
+from mandos.server import accept
+from mandos.server.accept import AcceptLoop
+from tests.server.inprocess import one_client_world
+
+SECRET = b"served past silent peers"
+
+
+async def test_handshakes_are_capped_and_silent_peers_shed(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(accept, "MAX_HANDSHAKES", 2)
+    monkeypatch.setattr(accept, "SLOT_PATIENCE_SECONDS", 0.5)
+    caplog.set_level(logging.INFO, logger="mandos")
+    private, public = generate_ed25519_keypair()
+    world = one_client_world(public, SECRET, handshake_timeout=60)
+    with socket.socket() as listener, RawKeyCredentials.from_pem(public, private) as cred:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(256)
+        listener.setblocking(False)
+        address = listener.getsockname()
+        loop = AcceptLoop(listener, world.handler)
+        serving = asyncio.create_task(loop.run())
+        silent: list[socket.socket] = []
+        try:
+            for _ in range(3):  # peers that connect and never say a word
+                sock = socket.socket()
+                sock.setblocking(False)
+                with contextlib.suppress(BlockingIOError):
+                    sock.connect(address)
+                silent.append(sock)
+            await asyncio.sleep(0.2)
+            assert len(loop._unfinished) == 2  # the third waits in the listen queue
+            async with asyncio.timeout(20):
+                secret = await fetch_encrypted_secret(
+                    socket.AF_INET, address, DEFAULT_PRIORITY, cred, Timeouts(receive=15)
+                )
+        finally:
+            for sock in silent:
+                sock.close()
+            serving.cancel()
+            await asyncio.gather(serving, return_exceptions=True)
+    assert secret == SECRET
+    assert any(
+        "no handshake finished for 0.5 s; shedding" in r.getMessage() for r in caplog.records
+    )
