@@ -120,6 +120,11 @@ def storm(server: Server, keyfile: Path, n: int) -> dict[str, float]:
         str(keyfile),
         str(n),
     ]
+    return run_load(server, argv)
+
+
+def run_load(server: Server, argv: list[str]) -> dict[str, float]:
+    """Run a load generator that prints ``{latencies, failed, wall}``; the figures of one row."""
     with PeakRss(server.pid) as peak:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=RUN_TIMEOUT, check=True)
     result = json.loads(done.stdout)

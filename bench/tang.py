@@ -21,7 +21,6 @@ import contextlib
 import hashlib
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,8 +31,7 @@ from pathlib import Path
 from tests.interop.reference import is_listening
 from tests.ports import free_port
 
-from bench._procs import PeakRss
-from bench.server_storm import Server, clients_conf, our_server, storm
+from bench.server_storm import Server, clients_conf, our_server, run_load, storm
 from mandos.adapters.gnutls.keys import generate_ed25519_keypair, public_key_id
 
 TANGD = Path("/usr/libexec/tangd")
@@ -111,19 +109,7 @@ def tang_storm(server: Server, kid: str, bodyfile: Path, n: int) -> dict[str, fl
     """N recoveries at once against Tang; the same figures as ``server_storm.storm``."""
     argv = [sys.executable, "-m", "bench.tang_clients", HOST, str(server.port), kid,
             str(bodyfile), str(n)]  # fmt: skip
-    with PeakRss(server.pid) as peak:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=RUN_TIMEOUT, check=True)
-    result = json.loads(done.stdout)
-    latencies = sorted(result["latencies"]) or [float("nan")]
-    ok = len(result["latencies"])
-    return {
-        "ok": ok,
-        "failed": result["failed"],
-        "per_second": ok / result["wall"],
-        "p50": statistics.median(latencies),
-        "p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
-        "peak_rss_mib": peak.peak_kib / 1024,
-    }
+    return run_load(server, argv)
 
 
 def _row(n: int, label: str, f: dict[str, float]) -> str:
