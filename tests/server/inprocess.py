@@ -3,7 +3,10 @@ ConnectionHandler, as the accept loop would build them (shared by tests/server a
 
 from __future__ import annotations
 
+import contextlib
 import random
+import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -60,3 +63,13 @@ def one_client_world(
         send_timeout=send_timeout,
     )
     return World(registry, effects, handler)
+
+
+@contextlib.contextmanager
+def loopback_listener() -> Iterator[socket.socket]:
+    """A non-blocking TCP listener on 127.0.0.1 (a free port), closed at the end."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(256)
+        listener.setblocking(False)
+        yield listener

@@ -17,7 +17,7 @@ from mandos.adapters.gnutls import RawKeyCredentials, generate_ed25519_keypair
 from mandos.client.session import Timeouts, fetch_encrypted_secret
 from mandos.core.config import DEFAULT_PRIORITY
 from mandos.server.accept import AcceptLoop
-from tests.server.inprocess import one_client_world
+from tests.server.inprocess import loopback_listener, one_client_world
 
 SECRET = b"served despite EMFILE"
 
@@ -42,10 +42,7 @@ async def test_emfile_sheds_the_oldest_unfinished_and_logs_once(
     caplog.set_level(logging.INFO, logger="mandos")
     private, public = generate_ed25519_keypair()
     world = one_client_world(public, SECRET, handshake_timeout=60)
-    with socket.socket() as listener, RawKeyCredentials.from_pem(public, private) as cred:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(256)
-        listener.setblocking(False)
+    with loopback_listener() as listener, RawKeyCredentials.from_pem(public, private) as cred:
         address = listener.getsockname()
         serving = asyncio.create_task(AcceptLoop(listener, world.handler).run())
         await asyncio.sleep(0.05)  # the loop has computed its (generous) connection limit

@@ -14,7 +14,7 @@ from mandos.client.session import Timeouts, fetch_encrypted_secret
 from mandos.core.config import DEFAULT_PRIORITY
 from mandos.server import accept
 from mandos.server.accept import AcceptLoop
-from tests.server.inprocess import one_client_world
+from tests.server.inprocess import loopback_listener, one_client_world
 
 SECRET = b"served past silent peers"
 
@@ -27,10 +27,7 @@ async def test_handshakes_are_capped_and_silent_peers_shed(
     caplog.set_level(logging.INFO, logger="mandos")
     private, public = generate_ed25519_keypair()
     world = one_client_world(public, SECRET, handshake_timeout=60)
-    with socket.socket() as listener, RawKeyCredentials.from_pem(public, private) as cred:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(256)
-        listener.setblocking(False)
+    with loopback_listener() as listener, RawKeyCredentials.from_pem(public, private) as cred:
         address = listener.getsockname()
         loop = AcceptLoop(listener, world.handler)
         serving = asyncio.create_task(loop.run())
