@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import random
 from datetime import UTC, datetime, timedelta
@@ -10,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mandos.core.client_state import merge_config
 from mandos.core.config import ClientConfig
 from mandos.core.effects import Log
 from mandos.core.errors import StateFileError
@@ -274,3 +276,44 @@ def test_client_record_key_changes_with_the_record() -> None:
     assert client_record_key(reg.states()[0]) == before
     reg.checked_ok("a", LATER)
     assert client_record_key(reg.states()[0]) != before
+
+
+@pytest.mark.parametrize(
+    ("section", "field", "value"),
+    [("seen", "approved_by_default", 1), ("settings", "approved_by_default", 1),
+     ("settings", "timeout", 300_000_000.0), ("seen", "enabled", 1)],
+)  # fmt: skip
+def test_records_alike_but_for_a_type_are_each_checked(
+    section: str, field: str, value: object
+) -> None:
+    _, data = saved(config("a"), config("b"))
+    good = data["clients"]["a"][section]
+    data["clients"]["b"][section][field] = value  # == the good value, but not valid JSON for it
+    assert data["clients"]["b"][section] == good
+    with pytest.raises(StateFileError, match=f"client 'b': {section}.{field}"):
+        restore([config("a"), config("b")], data, T0, random.Random(0))
+
+
+SETTING_VALUES: dict[str, list[object]] = {
+    "timeout": [5 * MIN, 7 * MIN],
+    "interval": [2 * MIN, 3 * MIN],
+    "host": ["", "h1", "h2"],
+    "checker": ["check %(name)s", "other"],
+    "approved_by_default": [True, False],
+}
+
+
+SETTINGS = st.fixed_dictionaries({f: st.sampled_from(v) for f, v in SETTING_VALUES.items()})
+
+
+@given(SETTINGS, SETTINGS, SETTINGS)
+def test_restored_config_is_merge_config(
+    file: dict[str, Any], seen: dict[str, Any], runtime: dict[str, Any]
+) -> None:
+    reg, _ = saved(config(**seen))
+    state = reg.states()[0]
+    state.config = dataclasses.replace(state.config, **runtime)  # as D-Bus writes do
+    file_config = config(**file)
+    back, _ = restored([file_config], dump(reg))
+    expected = merge_config(config(**seen), config(**runtime), file_config)
+    assert back.states()[0].config == expected

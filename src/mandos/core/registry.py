@@ -122,7 +122,10 @@ class Registry:
 
     def _adopt(self, states: list[ClientState], now: datetime) -> None:
         for state in states:
-            self._add(state, now)
+            state.start(now, self._rng)
+            self._clients[state.name] = state
+            self._order[state] = next(self._added)
+        self._timers.update_all(states)  # one heapify, not a push per client
         self._reindex()
 
     def _add(self, state: ClientState, now: datetime) -> None:

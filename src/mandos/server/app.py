@@ -134,12 +134,12 @@ class MandosServer:
             log.warning("No clients defined")
         now = self._now()
         registry = self.registry = Registry(clients, now, self._rng)
-        release_free_memory()  # what reading clients.conf used and freed (~60 MiB at 10,000)
         if removed := statefile.remove_stale_temp_files(self.config.statedir):
             log.info("Removed %d temporary files of unfinished state saves", removed)
         initial: list[Effect] = list(registry.announce())
         if self.config.restore:
             initial.extend(self._restore(registry, now))
+        release_free_memory()  # what reading clients.conf used and freed (~60 MiB at 10,000)
         return registry, initial
 
     async def _serve(
