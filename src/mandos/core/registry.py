@@ -34,7 +34,7 @@ from mandos.core.config import ClientConfig
 from mandos.core.effects import Effect, Log, PropertiesChanged, SaveState, Signal
 from mandos.core.errors import LocalProtocolError
 from mandos.core.log_limit import OncePerKey
-from mandos.core.properties import CLIENT_PROPERTIES, Kind
+from mandos.core.properties import CLIENT_PROPERTIES, Kind, read_varying, varying_changes
 from mandos.core.requests import (
     AwaitApproval,
     Decision,
@@ -78,14 +78,13 @@ class _Diff:
 
     def __init__(self, state: ClientState) -> None:
         self._state = state
-        self._before = state.properties()
+        self._before = read_varying(state)  # not the few no command changes
         self._secret = state.config.secret
 
     def effects(self) -> list[Effect]:
         """A PropertiesChanged for what changed since construction (or nothing)."""
         state = self._state
-        after = state.properties()
-        changes = {k: v for k, v in after.items() if self._before[k] != v}
+        changes = varying_changes(self._before, read_varying(state))
         invalidated = ("Secret",) if state.config.secret != self._secret else ()
         if changes or invalidated:
             return [PropertiesChanged(state.name, changes, invalidated)]
