@@ -78,6 +78,7 @@ class MandosServer:
         self._reload_wanted = False
         self._inbox: list[Effect] = []
         self._dump = statefile.StateEncoder()
+        self._writing: asyncio.Future[None] | None = None  # the saver's write in its thread
         self.checkers = CheckerRunner(self._checker_exited, debug=config.debug)
         self.effects = EffectRunner(self.checkers, self._save_wanted.set, self._wake.set)
         self.registry: Registry | None = None
@@ -123,6 +124,8 @@ class MandosServer:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
             await self.checkers.aclose()
+            if self._writing is not None:  # an older state still being written
+                await asyncio.wait({self._writing})
             self._save_now(registry)
 
     def _start_registry(self) -> tuple[Registry, list[Effect]]:
@@ -258,9 +261,14 @@ class MandosServer:
         while True:
             await self._save_wanted.wait()
             self._save_wanted.clear()
-            began = time.thread_time()  # the CPU it costs, not the wait for the disk (fsync)
-            self._save_now(registry)
-            await asyncio.sleep(save_pause(time.thread_time() - began))
+            began = time.thread_time()  # the CPU it costs here, not the wait for the disk
+            data = self._dump(registry)
+            spent = time.thread_time() - began
+            # Written and fsynced in a thread: the event loop keeps serving meanwhile. Shielded,
+            # and awaited again before the last save, so that a newer state is never overwritten.
+            self._writing = asyncio.ensure_future(asyncio.to_thread(self._write_state, data))
+            await asyncio.shield(self._writing)
+            await asyncio.sleep(save_pause(spent))
 
     async def _announce(self) -> None:
         from mandos.adapters.zeroconf_service import announce_forever
@@ -310,8 +318,12 @@ class MandosServer:
             return []
 
     def _save_now(self, registry: Registry) -> None:
+        self._write_state(self._dump(registry))
+
+    def _write_state(self, data: bytes) -> None:
+        """Write the encoded state (in the loop's thread or the saver's)."""
         try:
-            statefile.save(self._state_path, self._dump(registry))
+            statefile.save(self._state_path, data)
         except StateFileError as exc:
             log.error("%s", exc)
         else:
