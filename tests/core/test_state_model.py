@@ -16,7 +16,13 @@ from mandos.core.config import ClientConfig
 from mandos.core.effects import Log
 from mandos.core.errors import StateFileError
 from mandos.core.registry import Registry
-from mandos.core.state_model import client_record_key, dump, restore, restore_into
+from mandos.core.state_model import (
+    client_record_key,
+    dump,
+    restore,
+    restore_into,
+    restored_states,
+)
 from mandos.core.values import KeyId, Secret
 from tests.core.helpers import MIN, T0, client_config
 
@@ -317,3 +323,22 @@ def test_restored_config_is_merge_config(
     back, _ = restored([file_config], dump(reg))
     expected = merge_config(config(**seen), config(**runtime), file_config)
     assert back.states()[0].config == expected
+
+
+def test_registry_of_restored_states_is_the_restored_registry() -> None:
+    reg, _ = saved(config("a"), config("b"))
+    reg.set_property("a", "Host", "runtime-host", T0)
+    reg.disable("b", T0)
+    configs = [config("a"), config("b"), config("c")]
+    states, effects = restored_states(configs, dump(reg), T0 + MIN)
+    built = Registry.of_states(states, T0 + MIN, random.Random(1))
+    back, back_effects = restore(configs, dump(reg), T0 + MIN, random.Random(1))
+    assert effects == back_effects
+    assert built.names() == back.names() == ["a", "b", "c"]
+    for name in ("a", "b"):
+        assert built.snapshot(name) == back.snapshot(name)
+    # "c" is new: its first check (and so its expiry) is drawn at random, the rest is fixed.
+    fresh, other = built.snapshot("c"), back.snapshot("c")
+    assert {k: v for k, v in fresh.items() if k != "Expires"} == {
+        k: v for k, v in other.items() if k != "Expires"
+    }

@@ -112,6 +112,15 @@ class Registry:
         self._unknown = OncePerKey()  # unknown keys are logged once an hour each
         self._adopt([ClientState.fresh(c, now) for c in configs], now)
 
+    @classmethod
+    def of_states(
+        cls, states: Iterable[ClientState], now: datetime, rng: random.Random
+    ) -> Registry:
+        """A registry of these (restored, not yet started) states; ``start`` runs for each."""
+        registry = cls((), now, rng)
+        registry.replace_states(states, now)
+        return registry
+
     def replace_states(self, states: Iterable[ClientState], now: datetime) -> None:
         """Put restored states in place of all current ones (state_model's restore)."""
         self._clients = {}

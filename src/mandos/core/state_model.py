@@ -225,7 +225,7 @@ class _Decoder:
             return _fields(where, raw, decoders)  # the error
         try:
             # The types too: JSON's true == 1 == 1.0 in Python, but only one of them is valid.
-            key = (id(decoders), *((k, v.__class__, v) for k, v in raw.items()))
+            key = (id(decoders), tuple(raw.items()), tuple(map(type, raw.values())))
             return self._done[key]
         except TypeError:  # a value that is no JSON scalar (an error, or a key to ignore)
             return _fields(where, raw, decoders)
@@ -286,11 +286,11 @@ def _merged(config: ClientConfig, saved: _Saved) -> ClientConfig:
     return dataclasses.replace(config, **kept) if kept else config
 
 
-def restore_into(registry: Registry, data: object, now: datetime) -> list[Effect]:
-    """Apply the runtime state of ``data`` (a ``dump`` result) to a fresh ``registry``.
-
-    The registry's clients (from clients.conf) are kept; saved records of other names are
-    dropped. Nothing changes when ``data`` is malformed.
+def restored_states(
+    configs: Iterable[ClientConfig], data: object, now: datetime
+) -> tuple[list[ClientState], list[Effect]]:
+    """A state for each of ``configs`` (in order) with the runtime state of ``data`` (a
+    ``dump`` result) applied, not yet started; saved records of other names are dropped.
 
     Raises:
         StateFileError: ``data`` is not a version-1 state of the expected shape.
@@ -300,8 +300,7 @@ def restore_into(registry: Registry, data: object, now: datetime) -> list[Effect
     records = {name: decoder.record(name, raw) for name, raw in clients.items()}
     states: list[ClientState] = []
     out: list[Effect] = []
-    for current in registry.states():
-        config = current.file_config
+    for config in configs:
         rec = records.get(config.name.value)
         if rec is None:
             states.append(ClientState.fresh(config, now))
@@ -309,6 +308,20 @@ def restore_into(registry: Registry, data: object, now: datetime) -> list[Effect
         state, effects = _restore_one(config, rec, now)
         states.append(state)
         out += effects
+    return states, out
+
+
+def restore_into(registry: Registry, data: object, now: datetime) -> list[Effect]:
+    """Apply the runtime state of ``data`` (a ``dump`` result) to a fresh ``registry``.
+
+    The registry's clients (from clients.conf) are kept; saved records of other names are
+    dropped. Nothing changes when ``data`` is malformed.
+
+    Raises:
+        StateFileError: ``data`` is not a version-1 state of the expected shape.
+    """
+    configs = [current.file_config for current in registry.states()]
+    states, out = restored_states(configs, data, now)
     registry.replace_states(states, now)
     return out
 

@@ -24,6 +24,7 @@ from mandos.adapters.checkers import CheckerRunner
 from mandos.adapters.listener import listening_port, open_listening_socket
 from mandos.adapters.memory import release_free_memory
 from mandos.core import state_model
+from mandos.core.client_state import ClientState
 from mandos.core.config import ClientConfig, ServerConfig
 from mandos.core.effects import Effect
 from mandos.core.errors import BusError, MandosError, StateFileError
@@ -137,12 +138,17 @@ class MandosServer:
         if not clients:
             log.warning("No clients defined")
         now = self._now()
-        registry = self.registry = Registry(clients, now, self._rng)
         if removed := statefile.remove_stale_temp_files(self.config.statedir):
             log.info("Removed %d temporary files of unfinished state saves", removed)
-        initial: list[Effect] = list(registry.announce())
-        if self.config.restore:
-            initial.extend(self._restore(registry, now))
+        restored = self._restore(clients, now) if self.config.restore else None
+        if restored is None:
+            registry = Registry(clients, now, self._rng)
+            restored_effects: list[Effect] = []
+        else:  # built from the restored states: not started twice (10,000 clients: ~0.1 s)
+            registry = Registry.of_states(restored[0], now, self._rng)
+            restored_effects = restored[1]
+        self.registry = registry
+        initial = [*registry.announce(), *restored_effects]
         release_free_memory()  # what reading clients.conf used and freed (~60 MiB at 10,000)
         return registry, initial
 
@@ -302,20 +308,23 @@ class MandosServer:
         self.observer.reloaded(len(clients))
         return list(registry.reload(clients, self._now()))
 
-    def _restore(self, registry: Registry, now: datetime) -> list[Effect]:
-        """Apply the saved state; a file of the wrong shape is set aside like a corrupt one."""
+    def _restore(
+        self, clients: tuple[ClientConfig, ...], now: datetime
+    ) -> tuple[list[ClientState], list[Effect]] | None:
+        """The clients' states with the saved state applied, or None when there is none to
+        apply; a file of the wrong shape is set aside like a corrupt one."""
         try:
             data = statefile.load(self._state_path)
             if data is None:
-                return []
+                return None
             try:
-                return list(state_model.restore_into(registry, data, now))
+                return state_model.restored_states(clients, data, now)
             except StateFileError as exc:
                 problem = str(exc).removeprefix("state file: ")
                 raise statefile.reject(self._state_path, f"is unusable ({problem})") from None
         except StateFileError as exc:
             log.error("%s", exc)
-            return []
+            return None
 
     def _save_now(self, registry: Registry) -> None:
         self._write_state(self._dump(registry))
