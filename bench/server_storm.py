@@ -2,7 +2,9 @@
 
 Usage (as root, from the repository): ``.venv/bin/python -m bench.server_storm``
 [``--sizes 50,200,1000``] [``--configured 1,1000,10000``] [``--no-reference``]
-[``--workers 0,1,2``] (our server's ``--handshake-workers``; 0 is the event loop).
+[``--workers 0,1,2``] (our server's ``--handshake-workers``; 0 is the event loop)
+[``--client-procs P``] (load-generator processes; each client retries every 10 s after a
+failed attempt, as ``mandos-client`` does: the ``retried`` column counts failed attempts).
 
 For each N: secrets per second, p50/p99 latency and peak RSS of the server's process tree
 (the reference forks one process per connection), for ours with the audit trail off and on
@@ -109,17 +111,10 @@ def reference_server(conf: str, bus_env: dict[str, str]) -> Iterator[Server]:
         server.stop()
 
 
-def storm(server: Server, keyfile: Path, n: int) -> dict[str, float]:
-    """Run N clients at once; figures for this server."""
-    argv = [
-        sys.executable,
-        "-m",
-        "bench.storm_clients",
-        HOST,
-        str(server.port),
-        str(keyfile),
-        str(n),
-    ]
+def storm(server: Server, keyfile: Path, n: int, procs: int | None = None) -> dict[str, float]:
+    """Run N clients at once (in ``procs`` load-generator processes); figures for this server."""
+    argv = [sys.executable, "-m", "bench.storm_clients", HOST, str(server.port), str(keyfile)]
+    argv += [str(n), *([f"--procs={procs}"] if procs else [])]
     return run_load(server, argv)
 
 
@@ -133,6 +128,7 @@ def run_load(server: Server, argv: list[str]) -> dict[str, float]:
     return {
         "ok": ok,
         "failed": result["failed"],
+        "retried": result.get("attempts_failed", 0),
         "per_second": ok / result["wall"],
         "p50": statistics.median(latencies),
         "p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
@@ -151,7 +147,11 @@ def cpu_seconds(pid: int) -> float:
 
 
 def run_storms(
-    sizes: list[int], bus_env: dict[str, str] | None, workdir: Path, workers: list[int]
+    sizes: list[int],
+    bus_env: dict[str, str] | None,
+    workdir: Path,
+    workers: list[int],
+    procs: int | None = None,
 ) -> None:
     """Print the storm table."""
     if not sizes:
@@ -160,7 +160,7 @@ def run_storms(
     keyfile = workdir / "keys.json"
     keyfile.write_text(json.dumps([[k.decode(), p.decode()] for k, p in keys]))
     print(f"{'N':>5} {'server':>10} {'ok':>5} {'secrets/s':>10} {'p50 ms':>8} {'p99 ms':>8}"
-          f" {'peak RSS MiB':>13}")  # fmt: skip
+          f" {'peak RSS MiB':>13} {'retried':>8}")  # fmt: skip
     for n in sizes:
         conf = clients_conf([str(public_key_id(pub)) for _, pub in keys[:n]])
         figures: dict[str, dict[str, float]] = {}
@@ -171,14 +171,15 @@ def run_storms(
         for label, manager in servers:
             try:
                 with manager as server:
-                    figures[label] = storm(server, keyfile, n)
+                    figures[label] = storm(server, keyfile, n, procs)
             except (subprocess.TimeoutExpired, subprocess.CalledProcessError, RuntimeError) as exc:
                 print(f"{n:>5} {label:>10} failed: {exc.__class__.__name__}")
                 continue
             f = figures[label]
             p50, p99 = f["p50"] * 1000, f["p99"] * 1000
             print(f"{n:>5} {label:>10} {f['ok']:>5.0f} {f['per_second']:>10.1f}"
-                  f" {p50:>8.1f} {p99:>8.1f} {f['peak_rss_mib']:>13.1f}")  # fmt: skip
+                  f" {p50:>8.1f} {p99:>8.1f} {f['peak_rss_mib']:>13.1f}"
+                  f" {f['retried']:>8.0f}")  # fmt: skip
         if "ours" in figures and "ours+audit" in figures:
             o, a = figures["ours"], figures["ours+audit"]
             print(f"{n:>5} {'audit/off':>10} {'':>5} {_ratio(a['per_second'], o['per_second']):>10}"
@@ -213,6 +214,7 @@ def main() -> int:
     parser.add_argument("--configured", default="1,1000,10000")
     parser.add_argument("--no-reference", action="store_true")
     parser.add_argument("--workers", default="0")
+    parser.add_argument("--client-procs", type=int, help="load generators (default: 1 a core)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
     counts = [int(s) for s in args.configured.split(",") if s]
@@ -221,7 +223,8 @@ def main() -> int:
         bus_env = None
         if not args.no_reference:
             bus_env = stack.enter_context(PrivateSystemBus()).env
-        run_storms(sizes, bus_env, Path(tmp), [int(w) for w in args.workers.split(",")])
+        workers = [int(w) for w in args.workers.split(",")]
+        run_storms(sizes, bus_env, Path(tmp), workers, args.client_procs)
         run_startups(counts, bus_env)
     return 0
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import configparser
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -7,6 +9,7 @@ from mandos.core.option_names import (
     CLIENT_OPTIONS,
     did_you_mean,
     edit_distance,
+    maybe_written,
     misspelled_options,
 )
 
@@ -64,3 +67,27 @@ def test_never_crashes(text: str) -> None:
 @given(st.sampled_from(sorted(CLIENT_OPTIONS)))
 def test_known_names_are_never_suspects(name: str) -> None:
     assert did_you_mean(name) is None
+
+
+PIECES = [
+    "[c]", "[DEFAULT]", "  [d]", "Keyid = 1", " intervall: 2", "\tho=3", "a : b = c", "= v",
+    ": v", "x", "  cont = inued", "# keyid = 1", "; hots = 2", "\u00a0K\u00a0= 1", "k\r= 1", "",
+    "[e] = f",
+]  # fmt: skip
+LINES = st.lists(
+    st.one_of(
+        st.sampled_from(PIECES), st.text(alphabet=" \t\r\u00a0=:[]#;kKeyidho\n", max_size=10)
+    ),
+    max_size=12,
+).map("\n".join)
+
+
+@given(LINES)
+def test_maybe_written_holds_every_name_configparser_reads(text: str) -> None:
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    try:
+        parser.read_string(text)
+    except configparser.Error:
+        return
+    written = set(parser.defaults()).union(*(parser.options(s) for s in parser.sections()))
+    assert written <= maybe_written(text)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import random
 from datetime import UTC, datetime, timedelta
@@ -10,11 +11,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mandos.core.client_state import merge_config
 from mandos.core.config import ClientConfig
 from mandos.core.effects import Log
 from mandos.core.errors import StateFileError
 from mandos.core.registry import Registry
-from mandos.core.state_model import client_record_key, dump, restore, restore_into
+from mandos.core.state_model import (
+    client_record_key,
+    dump,
+    restore,
+    restore_into,
+    restored_states,
+)
 from mandos.core.values import KeyId, Secret
 from tests.core.helpers import MIN, T0, client_config
 
@@ -274,3 +282,63 @@ def test_client_record_key_changes_with_the_record() -> None:
     assert client_record_key(reg.states()[0]) == before
     reg.checked_ok("a", LATER)
     assert client_record_key(reg.states()[0]) != before
+
+
+@pytest.mark.parametrize(
+    ("section", "field", "value"),
+    [("seen", "approved_by_default", 1), ("settings", "approved_by_default", 1),
+     ("settings", "timeout", 300_000_000.0), ("seen", "enabled", 1)],
+)  # fmt: skip
+def test_records_alike_but_for_a_type_are_each_checked(
+    section: str, field: str, value: object
+) -> None:
+    _, data = saved(config("a"), config("b"))
+    good = data["clients"]["a"][section]
+    data["clients"]["b"][section][field] = value  # == the good value, but not valid JSON for it
+    assert data["clients"]["b"][section] == good
+    with pytest.raises(StateFileError, match=f"client 'b': {section}.{field}"):
+        restore([config("a"), config("b")], data, T0, random.Random(0))
+
+
+SETTING_VALUES: dict[str, list[object]] = {
+    "timeout": [5 * MIN, 7 * MIN],
+    "interval": [2 * MIN, 3 * MIN],
+    "host": ["", "h1", "h2"],
+    "checker": ["check %(name)s", "other"],
+    "approved_by_default": [True, False],
+}
+
+
+SETTINGS = st.fixed_dictionaries({f: st.sampled_from(v) for f, v in SETTING_VALUES.items()})
+
+
+@given(SETTINGS, SETTINGS, SETTINGS)
+def test_restored_config_is_merge_config(
+    file: dict[str, Any], seen: dict[str, Any], runtime: dict[str, Any]
+) -> None:
+    reg, _ = saved(config(**seen))
+    state = reg.states()[0]
+    state.config = dataclasses.replace(state.config, **runtime)  # as D-Bus writes do
+    file_config = config(**file)
+    back, _ = restored([file_config], dump(reg))
+    expected = merge_config(config(**seen), config(**runtime), file_config)
+    assert back.states()[0].config == expected
+
+
+def test_registry_of_restored_states_is_the_restored_registry() -> None:
+    reg, _ = saved(config("a"), config("b"))
+    reg.set_property("a", "Host", "runtime-host", T0)
+    reg.disable("b", T0)
+    configs = [config("a"), config("b"), config("c")]
+    states, effects = restored_states(configs, dump(reg), T0 + MIN)
+    built = Registry.of_states(states, T0 + MIN, random.Random(1))
+    back, back_effects = restore(configs, dump(reg), T0 + MIN, random.Random(1))
+    assert effects == back_effects
+    assert built.names() == back.names() == ["a", "b", "c"]
+    for name in ("a", "b"):
+        assert built.snapshot(name) == back.snapshot(name)
+    # "c" is new: its first check (and so its expiry) is drawn at random, the rest is fixed.
+    fresh, other = built.snapshot("c"), back.snapshot("c")
+    assert {k: v for k, v in fresh.items() if k != "Expires"} == {
+        k: v for k, v in other.items() if k != "Expires"
+    }

@@ -193,6 +193,21 @@ async def test_close_before_the_version_line(caplog: pytest.LogCaptureFixture) -
     assert f"Connection closed before the protocol version line (from {PEER})" in _messages(caplog)
 
 
+async def test_peer_gone_after_the_version_line_costs_no_tls_session(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    caplog.set_level(logging.INFO, logger="mandos")
+    world = _world(generate_ed25519_keypair())
+    sessions: list[int] = []
+    monkeypatch.setattr(Session, "mandos_server", lambda fd, _: sessions.append(fd))
+    ours, theirs = _pair()
+    theirs.sendall(b"1\r\n")
+    theirs.close()  # as a mandos-client whose handshake limit passed in the listen queue
+    await world.handler.serve(ours, PEER)
+    assert f"Connection from {PEER} closed before the TLS handshake" in _messages(caplog)
+    assert sessions == []
+
+
 def test_link_local_peer_is_named_with_its_interface() -> None:
     lo = socket.if_nametoindex("lo")
     assert peer_name(("fe80::2", 1, 0, lo)) == "fe80::2%lo"

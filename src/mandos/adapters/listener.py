@@ -20,7 +20,9 @@ from mandos.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-BACKLOG = 4096
+#: Room for a burst (N = 1,000 at once fits), but no more than the server drains within the
+#: clients' 10 s handshake limit under a storm: a queued connection past it is wasted.
+BACKLOG = 1024
 _SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import binascii
 import configparser
 import dataclasses
+import functools
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
@@ -259,15 +260,15 @@ def parse_clients_conf(
         index = _read(text, origin, parser)
         sections = [(name, dict(parser.items(name, raw=True))) for name in parser.sections()]
     clients = []
-    for section, raw in sections:
-        with _map_configparser_errors(origin, index):
+    with _map_configparser_errors(origin, index):  # expand() raises configparser's errors
+        for section, raw in sections:
             items = expand(parser, section, raw)
-        try:
-            clients.append(_client(_Section(origin, index, section, items), read_secfile))
-        except _NoClientKey as exc:
-            if skipped is None:
-                raise
-            skipped(f"{exc}; section skipped")
+            try:
+                clients.append(_client(_Section(origin, index, section, items), read_secfile))
+            except _NoClientKey as exc:
+                if skipped is None:
+                    raise
+                skipped(f"{exc}; section skipped")
     return tuple(clients)
 
 
@@ -294,15 +295,26 @@ def _client(values: _Section, read_secfile: Callable[[str], bytes] | None) -> Cl
         fingerprint=fingerprint,
         checker=values.items["checker"],
         host=values.items["host"],
-        raw=tuple(sorted((k, v) for k, v in values.items.items() if k != "secret")),
-        timeout=values.convert("timeout", parse_duration),
-        extended_timeout=values.convert("extended_timeout", parse_duration),
-        interval=values.convert("interval", parse_duration),
-        approval_delay=values.convert("approval_delay", parse_duration),
-        approval_duration=values.convert("approval_duration", parse_duration),
+        raw=_raw_items(values.items),
+        timeout=values.convert("timeout", _client_duration),
+        extended_timeout=values.convert("extended_timeout", _client_duration),
+        interval=values.convert("interval", _client_duration),
+        approval_delay=values.convert("approval_delay", _client_duration),
+        approval_duration=values.convert("approval_duration", _client_duration),
         approved_by_default=values.convert("approved_by_default", parse_boolean),
         enabled=values.convert("enabled", parse_boolean),
     )
+
+
+#: Every client of a large clients.conf writes the same few durations: parse each text once.
+_client_duration: Final = functools.lru_cache(maxsize=256)(parse_duration)
+
+
+def _raw_items(items: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """The section's values as written, sorted, without the secret."""
+    raw = dict(items)
+    raw.pop("secret", None)
+    return tuple(sorted(raw.items()))
 
 
 def _key_ids(text: str) -> tuple[KeyId, ...]:

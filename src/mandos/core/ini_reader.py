@@ -15,13 +15,10 @@ Interpolation errors are the parser's own (``configparser.InterpolationError``).
 from __future__ import annotations
 
 import configparser
-import re
 from collections.abc import Mapping
 from typing import Final
 
 _SECTION: Final = configparser.ConfigParser.SECTCRE
-_OPTION: Final = configparser.ConfigParser.OPTCRE
-_NONSPACE: Final = re.compile(r"\S")
 _DEFAULT: Final = "DEFAULT"
 _INTERPOLATION: Final = configparser.BasicInterpolation()
 
@@ -79,41 +76,42 @@ def _read_raw(
             if not value and value_lines is not None:
                 value_lines.append("")  # an empty line in a value; joined away if trailing
             continue
-        indent = _indent(line) if line[0].isspace() else 0
+        indent = len(line) - len(line.lstrip()) if line[0].isspace() else 0
         if value_lines is not None and indent > indent_level:
             value_lines.append(value)  # a continuation line
             continue
         indent_level, value_lines = indent, None
-        header = _SECTION.match(value)
+        header = _SECTION.match(value) if value[0] == "[" else None
         if header is not None:
             section = header.group("header")
             if section in sections:
                 return None  # a duplicate section (strict)
             current = file_defaults if section == _DEFAULT else sections.setdefault(section, {})
             continue
-        option = _option(value)
-        if current is None or option is None or (section, option[0]) in added:
-            return None  # no header yet, not an option line, or a duplicate option (strict)
-        added.add((section, option[0]))
-        value_lines = current[option[0]] = [option[1]]
+        # What OPTCRE matches, without a regular expression (this loop runs once a line): the
+        # name ends at the first "=" or ":", blanks around both parts are not theirs, and an
+        # empty name is no option.
+        end = value.find("=")
+        colon = value.find(":", 0, end if end >= 0 else len(value))
+        if colon >= 0:
+            end = colon
+        if end <= 0 or current is None:
+            return None  # not an option line, or no header yet
+        name = value[:end].rstrip().lower()
+        if (section, name) in added:
+            return None  # a duplicate option (strict)
+        added.add((section, name))
+        value_lines = current[name] = [value[end + 1 :].strip()]
     return _joined(file_defaults), {name: _joined(opts) for name, opts in sections.items()}
 
 
-def _option(value: str) -> tuple[str, str] | None:
-    """An option line's lower-cased name and its value, or None."""
-    match = _OPTION.match(value)
-    if match is None or not match.group("option"):
-        return None
-    return match.group("option").rstrip().lower(), match.group("value").strip()
-
-
-def _indent(line: str) -> int:
-    first = _NONSPACE.search(line)
-    return first.start() if first is not None else 0
-
-
 def _joined(options: dict[str, list[str] | str]) -> dict[str, str]:
+    # A one-line value is already stripped: only values with more lines need joining.
     return {
-        key: "\n".join(value).rstrip() if isinstance(value, list) else value
+        key: value
+        if isinstance(value, str)
+        else value[0]
+        if len(value) == 1
+        else "\n".join(value).rstrip()
         for key, value in options.items()
     }

@@ -11,6 +11,7 @@ from __future__ import annotations
 import configparser
 import re
 from collections.abc import Iterable
+from typing import Final
 
 from mandos.core.config_files import CLIENT_DEFAULTS
 
@@ -44,8 +45,23 @@ def did_you_mean(name: str, known: Iterable[str] = CLIENT_OPTIONS) -> str | None
     return best if 0 < distance <= (2 if len(best) >= 6 else 1) else None
 
 
+#: A superset of the option names ``ConfigParser`` reads from a text (before lower-casing): on
+#: every line, the first word up to the first ``=`` or ``:``, blanks around it left out. Lines
+#: are found by their "\n" (the engine searches for a literal prefix fast), not by ``^``.
+_NAME_BEFORE_DELIMITER: Final = re.compile(r"\n[^\S\n]*(\S[^=:\n]*?)[^\S\n]*[=:]")
+
+
+def maybe_written(text: str) -> set[str]:
+    """Every option name ``ConfigParser`` could read from ``text``, lower-cased (and more)."""
+    return {name.lower() for name in _NAME_BEFORE_DELIMITER.findall("\n" + text)}
+
+
 def misspelled_options(text: str, origin: str = "clients.conf") -> list[str]:
     """One warning per line that sets a likely misspelled option, in file order."""
+    # One regular-expression pass first: with 10,000 clients, reading the text with
+    # ConfigParser only to find nothing cost more than the rest of the start-up.
+    if not any(did_you_mean(name) for name in maybe_written(text)):
+        return []
     parser = configparser.ConfigParser(interpolation=None, strict=False)
     try:
         parser.read_string(text)

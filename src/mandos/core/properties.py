@@ -117,3 +117,28 @@ CLIENT_PROPERTIES: Final[dict[str, ClientProperty]] = {
 def read_all(state: ClientState) -> dict[str, object]:
     """Every readable property of ``state``, as core values."""
     return {name: p.read(state) for name, p in CLIENT_PROPERTIES.items() if p.read is not None}
+
+
+#: Read once when a client is made and never again changed by anything (KeyID and Fingerprint
+#: are ``constant`` on the bus, yet a reload of clients.conf may change them).
+_FIXED: Final = frozenset({"Created", "Name", "ObjectPath"})
+#: The readable properties that a command may change, and how to read them.
+_VARYING: Final = tuple(
+    (name, p.read)
+    for name, p in CLIENT_PROPERTIES.items()
+    if p.read is not None and name not in _FIXED
+)
+
+_VARYING_READS: Final = tuple(read for _, read in _VARYING)
+
+
+def read_varying(state: ClientState) -> tuple[object, ...]:
+    """The values of the properties a command may change, in :data:`_VARYING`'s order."""
+    return tuple([read(state) for read in _VARYING_READS])  # a list: faster than a generator
+
+
+def varying_changes(before: tuple[object, ...], after: tuple[object, ...]) -> dict[str, object]:
+    """Property name -> new value for each that differs between two :func:`read_varying`."""
+    return {
+        name: new for (name, _), old, new in zip(_VARYING, before, after, strict=True) if old != new
+    }

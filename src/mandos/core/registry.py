@@ -34,7 +34,7 @@ from mandos.core.config import ClientConfig
 from mandos.core.effects import Effect, Log, PropertiesChanged, SaveState, Signal
 from mandos.core.errors import LocalProtocolError
 from mandos.core.log_limit import OncePerKey
-from mandos.core.properties import CLIENT_PROPERTIES, Kind
+from mandos.core.properties import CLIENT_PROPERTIES, Kind, read_varying, varying_changes
 from mandos.core.requests import (
     AwaitApproval,
     Decision,
@@ -78,14 +78,13 @@ class _Diff:
 
     def __init__(self, state: ClientState) -> None:
         self._state = state
-        self._before = state.properties()
+        self._before = read_varying(state)  # not the few no command changes
         self._secret = state.config.secret
 
     def effects(self) -> list[Effect]:
         """A PropertiesChanged for what changed since construction (or nothing)."""
         state = self._state
-        after = state.properties()
-        changes = {k: v for k, v in after.items() if self._before[k] != v}
+        changes = varying_changes(self._before, read_varying(state))
         invalidated = ("Secret",) if state.config.secret != self._secret else ()
         if changes or invalidated:
             return [PropertiesChanged(state.name, changes, invalidated)]
@@ -113,6 +112,15 @@ class Registry:
         self._unknown = OncePerKey()  # unknown keys are logged once an hour each
         self._adopt([ClientState.fresh(c, now) for c in configs], now)
 
+    @classmethod
+    def of_states(
+        cls, states: Iterable[ClientState], now: datetime, rng: random.Random
+    ) -> Registry:
+        """A registry of these (restored, not yet started) states; ``start`` runs for each."""
+        registry = cls((), now, rng)
+        registry.replace_states(states, now)
+        return registry
+
     def replace_states(self, states: Iterable[ClientState], now: datetime) -> None:
         """Put restored states in place of all current ones (state_model's restore)."""
         self._clients = {}
@@ -122,7 +130,10 @@ class Registry:
 
     def _adopt(self, states: list[ClientState], now: datetime) -> None:
         for state in states:
-            self._add(state, now)
+            state.start(now, self._rng)
+            self._clients[state.name] = state
+            self._order[state] = next(self._added)
+        self._timers.update_all(states)  # one heapify, not a push per client
         self._reindex()
 
     def _add(self, state: ClientState, now: datetime) -> None:

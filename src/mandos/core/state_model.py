@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from mandos.core.client_state import NEVER_CHECKED, ClientState, add_time, merge_config
+from mandos.core.client_state import NEVER_CHECKED, ClientState, add_time
 from mandos.core.config import ClientConfig
 from mandos.core.effects import Effect, Log
 from mandos.core.errors import StateFileError
@@ -200,13 +200,38 @@ def _fields(
 _SETTINGS_IN: Final = {f: into for f, (_, into) in PERSISTED.items()}
 
 
-def _parse_record(name: str, raw: object) -> _Saved:
-    where = f"client {name!r}"
-    runtime = _fields(where, raw, _RUNTIME)
-    assert isinstance(raw, dict)
-    seen = _fields(f"{where}: seen", raw.get("seen"), {**_SETTINGS_IN, "enabled": _bool_in})
-    settings = _fields(f"{where}: settings", raw.get("settings"), _SETTINGS_IN)
-    return _Saved(seen, settings, runtime)
+_SEEN_IN: Final = {**_SETTINGS_IN, "enabled": _bool_in}
+
+
+class _Decoder:
+    """Decodes records; the ``seen`` and ``settings`` objects of a fleet are nearly all alike,
+    so each distinct one is decoded once (10,000 clients: 20,000 objects, a handful distinct)."""
+
+    def __init__(self) -> None:
+        self._done: dict[tuple[object, ...], dict[str, Any]] = {}
+
+    def record(self, name: str, raw: object) -> _Saved:
+        where = f"client {name!r}"
+        runtime = _fields(where, raw, _RUNTIME)
+        assert isinstance(raw, dict)
+        seen = self._settings(f"{where}: seen", raw.get("seen"), _SEEN_IN)
+        settings = self._settings(f"{where}: settings", raw.get("settings"), _SETTINGS_IN)
+        return _Saved(seen, settings, runtime)
+
+    def _settings(
+        self, where: str, raw: object, decoders: Mapping[str, Callable[[object], object]]
+    ) -> dict[str, Any]:
+        if not isinstance(raw, dict):
+            return _fields(where, raw, decoders)  # the error
+        try:
+            # The types too: JSON's true == 1 == 1.0 in Python, but only one of them is valid.
+            key = (id(decoders), tuple(raw.items()), tuple(map(type, raw.values())))
+            return self._done[key]
+        except TypeError:  # a value that is no JSON scalar (an error, or a key to ignore)
+            return _fields(where, raw, decoders)
+        except KeyError:
+            decoded = self._done[key] = _fields(where, raw, decoders)
+            return decoded
 
 
 def _check_top(data: object) -> Mapping[str, object]:
@@ -224,12 +249,8 @@ def _check_top(data: object) -> Mapping[str, object]:
 def _restore_one(
     config: ClientConfig, saved: _Saved, now: datetime
 ) -> tuple[ClientState, list[Effect]]:
-    seen = dataclasses.replace(config, **saved.seen)
-    seen_enabled = seen.enabled
-    runtime = dataclasses.replace(config, **saved.settings)
-    state = ClientState(
-        config=merge_config(seen, runtime, config), file_config=config, **saved.runtime
-    )
+    seen_enabled = saved.seen["enabled"]
+    state = ClientState(config=_merged(config, saved), file_config=config, **saved.runtime)
     out: list[Effect] = []
     if config.enabled != seen_enabled:  # the file's word on enabled changed: it wins
         state.enabled = config.enabled
@@ -254,6 +275,42 @@ def _restore_one(
     return state, out
 
 
+def _merged(config: ClientConfig, saved: _Saved) -> ClientConfig:
+    """``merge_config`` of the saved ``seen`` and ``settings`` over ``config``, without
+    building either: only a setting the file left as seen and the runtime changed differs."""
+    kept = {
+        field: value
+        for field, value in saved.settings.items()
+        if value != (written := getattr(config, field)) and saved.seen[field] == written
+    }
+    return dataclasses.replace(config, **kept) if kept else config
+
+
+def restored_states(
+    configs: Iterable[ClientConfig], data: object, now: datetime
+) -> tuple[list[ClientState], list[Effect]]:
+    """A state for each of ``configs`` (in order) with the runtime state of ``data`` (a
+    ``dump`` result) applied, not yet started; saved records of other names are dropped.
+
+    Raises:
+        StateFileError: ``data`` is not a version-1 state of the expected shape.
+    """
+    clients = _check_top(data)
+    decoder = _Decoder()
+    records = {name: decoder.record(name, raw) for name, raw in clients.items()}
+    states: list[ClientState] = []
+    out: list[Effect] = []
+    for config in configs:
+        rec = records.get(config.name.value)
+        if rec is None:
+            states.append(ClientState.fresh(config, now))
+            continue
+        state, effects = _restore_one(config, rec, now)
+        states.append(state)
+        out += effects
+    return states, out
+
+
 def restore_into(registry: Registry, data: object, now: datetime) -> list[Effect]:
     """Apply the runtime state of ``data`` (a ``dump`` result) to a fresh ``registry``.
 
@@ -263,19 +320,8 @@ def restore_into(registry: Registry, data: object, now: datetime) -> list[Effect
     Raises:
         StateFileError: ``data`` is not a version-1 state of the expected shape.
     """
-    clients = _check_top(data)
-    records = {name: _parse_record(name, raw) for name, raw in clients.items()}
-    states: list[ClientState] = []
-    out: list[Effect] = []
-    for current in registry.states():
-        config = current.file_config
-        rec = records.get(config.name.value)
-        if rec is None:
-            states.append(ClientState.fresh(config, now))
-            continue
-        state, effects = _restore_one(config, rec, now)
-        states.append(state)
-        out += effects
+    configs = [current.file_config for current in registry.states()]
+    states, out = restored_states(configs, data, now)
     registry.replace_states(states, now)
     return out
 

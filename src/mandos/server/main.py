@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mandos.adapters.gnutls.session import check_priority
+from mandos.adapters.memory import defer_collection, resume_collection
 from mandos.adapters.socket_activation import activation_socket, keep_private
 from mandos.core.config import DEFAULT_CONFIGDIR, ClientConfig, ServerConfig
 from mandos.core.config_files import parse_clients_conf
@@ -63,24 +64,27 @@ def clients_loader(configdir: str) -> tuple[ClientConfig, ...]:
     """
     skipped = functools.partial(log.warning, "%s")  # as Mandos 1.8.17: warn, ignore the section
     found: list[ClientConfig] = []
-    where: dict[str, str] = {}
+    where: dict[str, tuple[str, str]] = {}  # client name -> the origin and text defining it
     for path, origin in _clients_files(Path(configdir)):
         text = _read_text(path, required=False)
         if text is None:
             continue
         for warning in misspelled_options(text, str(path)):
             log.warning("%s", warning)
-        lines = _section_lines(text)
         for client in parse_clients_conf(text, origin, _read_secfile, skipped=skipped):
-            place = f"{origin}:{lines.get(client.name.value, 1)}"
-            if client.name.value in where:
-                first = where[client.name.value]
-                raise ConfigError(
-                    f"client {client.name.value} is already defined at {first}", place
-                )
-            where[client.name.value] = place
+            name = client.name.value
+            if name in where:
+                first = _place(name, *where[name])
+                message = f"client {name} is already defined at {first}"
+                raise ConfigError(message, _place(name, origin, text))
+            where[name] = (origin, text)
             found.append(client)
     return tuple(found)
+
+
+def _place(name: str, origin: str, text: str) -> str:
+    """``origin:line`` of client ``name``'s section header in ``text`` (only for an error)."""
+    return f"{origin}:{_section_lines(text).get(name, 1)}"
 
 
 def _clients_files(configdir: Path) -> list[tuple[Path, str]]:
@@ -233,6 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(argv)
         configure_logging(config)
+        defer_collection()  # until the registry is built: see adapters/memory.py
         clients = clients_loader(config.configdir)  # fail fast, before daemonising
         user = unprivileged_user()
         make_statedir(config.statedir, user)
@@ -264,6 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0  # the reference's --check runs its self-tests; ours live in the test suite
     except KeyboardInterrupt:
         return 130
+    finally:
+        resume_collection()
     return 0
 
 

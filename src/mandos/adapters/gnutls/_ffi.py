@@ -152,9 +152,8 @@ gnutls_global_set_log_level = _fn("gnutls_global_set_log_level", None, (c_int,))
 # --- session ---
 gnutls_init = _fn("gnutls_init", c_int, (_P, c_uint), checked=True)
 gnutls_deinit = _fn("gnutls_deinit", None, (c_void_p,))
-gnutls_priority_set_direct = _fn(
-    "gnutls_priority_set_direct", c_int, (c_void_p, c_char_p, POINTER(c_char_p))
-)
+gnutls_priority_init = _fn("gnutls_priority_init", c_int, (_P, c_char_p, POINTER(c_char_p)))
+gnutls_priority_set = _fn("gnutls_priority_set", c_int, (c_void_p, c_void_p), checked=True)
 gnutls_credentials_set = _fn(
     "gnutls_credentials_set", c_int, (c_void_p, c_int, c_void_p), checked=True
 )
