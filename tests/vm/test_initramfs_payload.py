@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from tests.vm import build
-from tests.vm.test_boot import VmSetup, vm_setup  # noqa: F401 - fixture
+from tests.vm.test_boot import VmSetup
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow, pytest.mark.timeout(1500)]
 
@@ -26,7 +26,7 @@ MAX_RATIO = 1.5
 MAX_MB = 21.5
 
 
-def test_payload_within_both_limits(vm_setup: VmSetup) -> None:  # noqa: F811 - fixture
+def test_payload_within_both_limits(vm_setup: VmSetup) -> None:
     kernel = build.ensure_kernel()
     root = build.ensure_chroot(kernel)
     baseline = build.ensure_baseline_initramfs(root, kernel)
