@@ -8,6 +8,7 @@ subkeys (pysequoia's decryptor picks only one).
 from __future__ import annotations
 
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -258,3 +259,15 @@ def test_fingerprint_of_garbage(home: Path) -> None:
 def test_bad_public_key_is_not_fatal(future_keys: tuple[Keys, bytes]) -> None:
     keys, message = future_keys
     assert openpgp.gpg_decrypt(message, keys.sec, b"garbage") == b"from the future"
+
+
+def test_import_leaves_what_only_gpg_needs_unloaded() -> None:
+    """The client decrypts with pysequoia: subprocess, shutil and tempfile (~6 ms) wait for gpg."""
+    probe = (
+        "import sys, mandos.adapters.openpgp\n"
+        "print(sorted({'subprocess', 'shutil', 'tempfile'} & set(sys.modules)))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout == "[]\n"

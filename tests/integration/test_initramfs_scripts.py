@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -153,48 +152,3 @@ def test_bash_scripts_parse() -> None:
         REPO / "integration" / "dracut" / "90mandos" / "cmdline-mandos.sh",
     ):
         subprocess.run(["bash", "-n", str(script)], check=True, timeout=30)
-
-
-def test_python_files_lists_the_interpreter_and_gnutls(tmp_path: Path) -> None:
-    """The closure helper compiles .pyc files into the tree and lists what needs copy_exec."""
-    out = subprocess.run(
-        [sys.executable, "-I", str(IT / "python-files"), str(tmp_path)],
-        capture_output=True, text=True, check=True, timeout=120,
-    ).stdout.splitlines()  # fmt: skip
-    assert any(Path(p).name.startswith("python3") for p in out)
-    assert any("libgnutls.so" in p for p in out)
-    assert not any("_ssl." in p or "pysequoia" in p for p in out)
-    pycs = {p.name for p in tmp_path.rglob("*.pyc")}
-    assert {"asyncio", "encodings"} <= {p.name for p in tmp_path.rglob("*") if p.is_dir()}
-    assert "plugin_runner" in {p.parent.name for p in tmp_path.rglob("main.pyc")}
-    shared = {p.name for p in tmp_path.rglob("*.pyc") if p.parent.name == "initramfs"}
-    assert {"argp.pyc", "process.pyc", "plugindir.pyc"} <= shared
-    assert "os.pyc" in pycs
-    assert not list(tmp_path.rglob("*.py"))
-
-
-def test_python_files_carry_what_combining_shares_needs(tmp_path: Path) -> None:
-    """shamir_mnemonic (with its word list) and core/shares.py from the tree alone combine two
-    shares, without _hashlib (left out of the image: no OpenSSL)."""
-    subprocess.run(
-        [sys.executable, "-I", str(IT / "python-files"), str(tmp_path)],
-        capture_output=True, check=True, timeout=120,
-    )  # fmt: skip
-    (slip,) = [p for p in tmp_path.rglob("shamir_mnemonic") if p.is_dir()]
-    assert (slip / "wordlist.txt").is_file()
-    (core,) = [p.parent for p in tmp_path.rglob("shares.pyc") if p.parent.name == "core"]
-    probe = (
-        "import sys; sys.modules['_hashlib'] = None\n"
-        f"sys.path[:0] = [{str(slip.parent)!r}, {str(core.parent.parent)!r}]\n"
-        "from mandos.core import shares; from mandos.adapters import slip39\n"
-        "import shamir_mnemonic\n"
-        "assert shamir_mnemonic.__file__.endswith('.pyc'), shamir_mnemonic.__file__\n"
-        "assert shares.__file__.endswith('.pyc'), shares.__file__\n"
-        "p = slip39.make_shares(b'pw', 2, 3, bytes(16))\n"
-        "group = [shares.parse(p[0]), shares.parse(p[2])]\n"
-        "print(shares.combine(group, slip39.recover).reveal().decode())\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", probe], capture_output=True, text=True, timeout=60
-    )
-    assert (out.returncode, out.stdout) == (0, "pw\n"), out.stderr

@@ -17,11 +17,14 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import lzma
 import os
 import secrets
 import shutil
 import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -390,6 +393,71 @@ def build_reference_initramfs(root: Path, kernel: Kernel, keys: ClientKeys, out:
             run(["chroot", root, "mkinitramfs", "-o", inside, kernel.release], timeout=900)
         shutil.move(root / str(inside).lstrip("/"), out)
     return Initramfs(out, "mkinitramfs+reference", time.monotonic() - start)
+
+
+# --------------------------------------------------------------------------- payload sizes
+
+INITRAMFS_SIZE: Final = REPO / "integration" / "initramfs-size"
+
+
+def ensure_baseline_initramfs(root: Path, kernel: Kernel) -> Path:
+    """The chroot's image with our hook skipped (MANDOS_PYTHON=/nonexistent), cached.
+
+    What a hook adds is measured against it. It holds none of our code, so it is built once per
+    chroot, kernel and initramfs-tools configuration of ours (conf.d, conf-hooks.d), not per run.
+    """
+    conf = b"".join(
+        (REPO / "integration" / "initramfs-tools" / d / n).read_bytes()
+        for d, n in (("conf-hooks.d", "zz-mandos"), ("conf.d", "mandos-conf"))
+    )
+    tag = hashlib.sha256(f"{root.name}\0{kernel.release}\0".encode() + conf).hexdigest()[:12]
+    final = cache_dir() / f"initrd-baseline-{tag}.img"
+    with locked("chroot"):
+        if not final.exists():
+            inside = Path("/tmp") / final.name
+            env = dict(os.environ, MANDOS_PYTHON="/nonexistent")  # our hook skips itself
+            with proc_mounted(root):
+                run(["chroot", root, "mkinitramfs", "-o", inside, kernel.release],
+                    timeout=900, env=env)  # fmt: skip
+            tmp = _fresh(final)
+            shutil.move(root / str(inside).lstrip("/"), tmp)
+            tmp.rename(final)
+    return final
+
+
+def payload_report(image: Path, baseline: Path) -> dict[str, object]:
+    """``integration/initramfs-size --json`` of IMAGE against BASELINE."""
+    report: dict[str, object] = json.loads(
+        run([sys.executable, INITRAMFS_SIZE, "--json", "--top", "1000", image, baseline])
+    )
+    return report
+
+
+def reference_payload_bytes(root: Path, kernel: Kernel, keys: ClientKeys) -> int:
+    """What Debian's mandos-client 1.8.16 hook adds (kernel modules not counted), cached.
+
+    Measured as ours is: its image (the reference chroot, apt-installed) against the same
+    baseline. Neither depends on our code, so it is measured once per chroot and kernel.
+    """
+    baseline = ensure_baseline_initramfs(root, kernel)
+    record = cache_dir() / f"reference-payload-{baseline.stem.rsplit('-', 1)[1]}.json"
+    with locked("reference-payload"):
+        if not record.exists():
+            _measure_reference(root, kernel, keys, baseline, record)
+    return int(json.loads(record.read_text())["payload_bytes"])
+
+
+def _measure_reference(
+    root: Path, kernel: Kernel, keys: ClientKeys, baseline: Path, record: Path
+) -> None:
+    ref_root = ensure_reference_chroot(root)
+    with tempfile.TemporaryDirectory(prefix="mandos-ref-") as work:
+        ref = build_reference_initramfs(ref_root, kernel, keys, Path(work) / "reference.img")
+        report = payload_report(ref.path, baseline)
+    payload = int(str(report["added_bytes"])) - int(str(report["added_module_bytes"]))
+    tmp = record.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"version": REFERENCE_VERSION, "payload_bytes": payload}))
+    tmp.rename(record)
 
 
 # --------------------------------------------------------------------------- Debian 13 (trixie)

@@ -26,7 +26,7 @@ from tests.luks.conftest import (
 )
 from tests.server.ourserver import RunningServer, our_server
 from tests.vm import build, qemu
-from tests.vm.test_boot import BOOT_TIMEOUT, VmSetup, vm_setup  # noqa: F401 - fixture
+from tests.vm.test_boot import BOOT_TIMEOUT, VmSetup
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow, pytest.mark.timeout(1500)]
 
@@ -42,7 +42,7 @@ def boot_unattended(setup: VmSetup, disk: Path, server: RunningServer, console: 
 
 
 def test_bound_by_mandos_luks_boots_and_again_after_rotate(
-    vm_setup: VmSetup,  # noqa: F811
+    vm_setup: VmSetup,
     tmp_path: Path,
 ) -> None:
     disk = tmp_path / "disk.img"
@@ -85,7 +85,7 @@ def test_bound_by_mandos_luks_boots_and_again_after_rotate(
 
 
 def test_crypttab_written_by_bind_boots(
-    vm_setup: VmSetup,  # noqa: F811
+    vm_setup: VmSetup,
     tmp_path: Path,
 ) -> None:
     """bind's crypttab edit in a real initramfs: it boots unattended.
@@ -107,7 +107,7 @@ def test_crypttab_written_by_bind_boots(
 
 
 def _bind_in_chroot_and_boot(
-    vm_setup: VmSetup,  # noqa: F811
+    vm_setup: VmSetup,
     disk: Path,
     uuid: str,
     root: Path,

@@ -9,7 +9,8 @@ Rules of this module:
 3. pysequoia refuses keys created "in the future", which is every key in an initramfs whose
    clock says 1970.  gpg accepts them with --ignore-time-conflict and --ignore-valid-from, so
    gpg, in a private throw-away home directory, is the fallback.  Its gpg-agent is killed and
-   the directory removed afterwards.
+   the directory removed afterwards.  What only gpg needs (subprocess, shutil, tempfile) is
+   imported when gpg runs: the client's usual pysequoia path does not pay for it.
 4. Every failure becomes DecryptError with one line; no key or secret bytes ever reach a
    message or a log line.
 """
@@ -18,9 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -44,6 +42,10 @@ _PKESK_V3: Final = 3
 @contextlib.contextmanager
 def gpg_home(prefix: str = "mandos-gpg-") -> Iterator[Path]:
     """A private (0700) temporary GnuPG home; its agent is killed and the directory removed."""
+    import shutil
+    import subprocess
+    import tempfile
+
     home = Path(tempfile.mkdtemp(prefix=prefix))
     try:
         yield home
@@ -75,6 +77,9 @@ def run_gpg(
     error: type[MandosError] = DecryptError,
 ) -> bytes:
     """Run gpg in HOME and return its stdout; a failure raises ERROR, a line naming WHAT."""
+    import shutil
+    import subprocess
+
     gpg = shutil.which("gpg")
     if gpg is None:
         raise error(f"{what}: gpg is not installed")

@@ -26,14 +26,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Final, Self
+from typing import TYPE_CHECKING, Final, Self
 
 import ifaddr
 from zeroconf import IPVersion, NonUniqueNameException, ServiceInfo
 from zeroconf.asyncio import AsyncZeroconf
 
-from mandos.core.config import DEFAULT_SERVICENAME, ServerConfig
 from mandos.core.errors import ConfigError, ZeroconfError
+
+if TYPE_CHECKING:  # the client imports this module: core.config would bring datetime along
+    from mandos.core.config import ServerConfig
 
 log = logging.getLogger(__name__)
 
@@ -157,13 +159,15 @@ class ZeroconfAnnouncer:
         self,
         port: int,
         *,
-        name: str = DEFAULT_SERVICENAME,
+        name: str | None = None,
         interfaces: Sequence[str] = (),
         use_ipv6: bool = True,
         on_rename: Callable[[str], None] | None = None,
     ) -> None:
+        from mandos.core.config import DEFAULT_SERVICENAME  # server side only
+
         self.port = port
-        self._name = name
+        self._name = DEFAULT_SERVICENAME if name is None else name
         self._interface_names = tuple(interfaces)
         self._use_ipv6 = use_ipv6
         self._on_rename = on_rename

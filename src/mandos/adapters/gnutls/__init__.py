@@ -1,5 +1,8 @@
 """GnuTLS through ctypes: Ed25519 raw-public-key sessions in both Mandos roles, and key tools."""
 
+# The server's DEFAULT_PRIORITY lives in core.config, which the client does not import (it
+# brings datetime into the initramfs); the client has its own (client/args.py).
+
 from mandos.adapters.gnutls.keys import (
     generate_ed25519_keypair,
     private_key_id,
@@ -7,10 +10,8 @@ from mandos.adapters.gnutls.keys import (
     public_key_id,
 )
 from mandos.adapters.gnutls.session import RawKeyCredentials, Session
-from mandos.core.config import DEFAULT_PRIORITY
 
 __all__ = [
-    "DEFAULT_PRIORITY",
     "RawKeyCredentials",
     "Session",
     "generate_ed25519_keypair",
