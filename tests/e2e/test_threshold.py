@@ -96,7 +96,8 @@ def test_one_connect_given_a_share_says_more_servers_are_needed(
 
 
 def test_several_connects_race_without_zeroconf(ed25519_keys: OurKeys, tmp_path: Path) -> None:
-    """Several --connect use the asyncio race, but never import zeroconf (architecture.md)."""
+    """Several --connect use the asyncio race, but never import zeroconf or ssl
+    (architecture.md)."""
     code = "import sys; from mandos.client.main import main; sys.exit(main(sys.argv[1:]))"
     argv = [sys.executable, "-X", "importtime", "-c", code, *ed25519_keys.client_args(),
             "--interface=none", f"--network-hook-dir={tmp_path}", "--retry=1",
@@ -111,3 +112,4 @@ def test_several_connects_race_without_zeroconf(ed25519_keys: OurKeys, tmp_path:
                 if ln.startswith(b"import time")}  # fmt: skip
     assert {"asyncio", "mandos.client.race"} <= imported
     assert not {m for m in imported if m.split(".")[0] in {"zeroconf", "ifaddr", "shamir_mnemonic"}}
+    assert "ssl" not in imported  # asyncio needs it only for its own TLS (client/main.py)

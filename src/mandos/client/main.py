@@ -19,7 +19,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -204,17 +204,17 @@ async def obtain_secret(
 
     Runs until cancelled otherwise (client/race.py).
     """
-    from mandos.client.race import Race, Target
+    from mandos.client.race import Race, Steps, Target
     from mandos.client.session import fetch_encrypted_secret
 
     # The race's --deadline bounds connect plus handshake; these bound the rest.
     t = timeouts or Timeouts(connect=None, handshake=None)
     judge = Judge(lambda label, blob: _decrypt(label, blob, keys))
 
-    async def fetch(target: Target, on_handshake: Callable[[], None]) -> bytes:
+    async def fetch(target: Target, steps: Steps) -> bytes:
         return await fetch_encrypted_secret(
             target.family, target.sockaddr, opts.priority, keys.credentials, t,
-            on_handshake=on_handshake,
+            on_handshake=steps.on_handshake, turn=steps.turn,
         )  # fmt: skip
 
     race = Race(
@@ -285,10 +285,26 @@ def _run(opts: ClientOptions, keys: Keys, stopper: _Stopper) -> int | None:
         network.run_hooks("stop", opts)
 
 
+def _load_asyncio_without_ssl() -> None:
+    """Import asyncio without ssl, which it needs only for TLS transports (ours is GnuTLS).
+
+    ssl is a third of asyncio's import time. None in sys.modules makes ``import ssl`` fail,
+    which asyncio allows for (a Python built without ssl); ssl stays importable afterwards.
+    """
+    if "asyncio" in sys.modules or "ssl" in sys.modules:
+        return
+    sys.modules["ssl"] = None  # type: ignore[assignment]
+    try:
+        import asyncio  # noqa: F401
+    finally:
+        del sys.modules["ssl"]
+
+
 def _discover(
     opts: ClientOptions, keys: Keys, interfaces: Sequence[str], stopper: _Stopper
 ) -> Secret:
     """The race under asyncio (Zeroconf, or several --connect); a stop signal cancels it."""
+    _load_asyncio_without_ssl()
     import asyncio
 
     try:
