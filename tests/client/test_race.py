@@ -187,6 +187,22 @@ async def test_two_of_three_shares_and_the_silent_one_cancelled() -> None:
     assert script.cancelled == ["s2"]
 
 
+async def test_shares_from_the_first_round_count_and_end_turns() -> None:
+    """client/main.py's first round kept s1's share: s1 is not asked again, and s2 (stalling
+    its handshake) does not hold s3 up."""
+    payloads = slip39.make_shares(b"threshold pw", 2, 3, bytes(range(16)))
+    kept = Judge(lambda _label, blob: Secret(blob))
+    kept.judge("s1", payloads[0])
+    script = Script({"s1": answer(payloads[0]), "s2": stall, "s3": answer(payloads[2])})
+    r = Race(script.fetch, lambda t, blob: kept.judge(t.label, blob), deadline=30, retry=30,
+             stagger=3600, finished=["s1"])  # fmt: skip
+    async with asyncio.timeout(10):
+        secret = await r.run([target("s1"), target("s2"), target("s3")])
+    assert secret == Secret(b"threshold pw")
+    assert "s1" not in script.started
+    assert script.handshakes == ["s3"]
+
+
 async def test_a_server_whose_share_is_in_hand_is_not_asked_again() -> None:
     payloads = slip39.make_shares(b"threshold pw", 2, 3, bytes(range(16)))
     script = Script({"s1": answer(payloads[0]), "down": refuse})

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import PASSWORD, OurKeys
-from tests.e2e.threshold_setup import conf, make_share_sections, run_client
+from tests.e2e.threshold_setup import conf, make_share_sections, run_client, wait_until
 from tests.ports import free_port
 from tests.server.ourserver import RunningServer, our_server
 
@@ -39,6 +39,40 @@ def test_all_three_up_unlocks(ed25519_keys: OurKeys, sections: list[str], tmp_pa
         done = run_client(ed25519_keys, tmp_path, *connects(running))
     assert (done.returncode, done.stdout) == (0, PASSWORD), done.stderr.decode()
     assert b"completes the set" in done.stderr
+
+
+def imported(stderr: bytes) -> set[str]:
+    """The modules -X importtime (PYTHONPROFILEIMPORTTIME) lists in ``stderr``."""
+    return {ln.split(b"|")[-1].strip().decode() for ln in stderr.splitlines()
+            if ln.startswith(b"import time")}  # fmt: skip
+
+
+def test_all_up_takes_the_first_round_without_asyncio(
+    ed25519_keys: OurKeys, sections: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every server behaves: client/main.py's first round, no event loop (its start-up)."""
+    monkeypatch.setenv("PYTHONPROFILEIMPORTTIME", "1")
+    with servers(*(conf(s) for s in sections), None) as running:
+        done = run_client(ed25519_keys, tmp_path, *connects(running))
+    assert (done.returncode, done.stdout) == (0, PASSWORD), done.stderr.decode()
+    assert "asyncio" not in imported(done.stderr)
+
+
+def test_several_connects_ask_for_a_plain_secret_once(
+    ed25519_keys: OurKeys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both servers hold the password; only one finishes the handshake that asks for it."""
+    monkeypatch.setenv("PYTHONPROFILEIMPORTTIME", "1")
+    with servers(ed25519_keys.conf(), ed25519_keys.conf()) as running:
+        done = run_client(ed25519_keys, tmp_path, *connects(running))
+        assert (done.returncode, done.stdout) == (0, PASSWORD), done.stderr.decode()
+
+        def sent() -> int:
+            return sum(s.log_text().count("Sending secret") for s in running if s)
+
+        wait_until(lambda: sent() >= 1)
+        assert sent() == 1
+    assert "asyncio" not in imported(done.stderr)
 
 
 def test_one_stopped_unlocks(ed25519_keys: OurKeys, sections: list[str], tmp_path: Path) -> None:
@@ -112,4 +146,4 @@ def test_several_connects_race_without_zeroconf(ed25519_keys: OurKeys, tmp_path:
                 if ln.startswith(b"import time")}  # fmt: skip
     assert {"asyncio", "mandos.client.race"} <= imported
     assert not {m for m in imported if m.split(".")[0] in {"zeroconf", "ifaddr", "shamir_mnemonic"}}
-    assert "ssl" not in imported  # asyncio needs it only for its own TLS (client/main.py)
+    assert "_ssl" not in imported  # asyncio needs ssl only for its own TLS (client/main.py)

@@ -71,8 +71,16 @@ class Race:
     """One run of the race; ``await Race(...).run(targets, more)`` gives the password."""
 
     def __init__(
-        self, fetch: Fetch, judge: Judge, *, deadline: float, retry: float, stagger: float = STAGGER
+        self,
+        fetch: Fetch,
+        judge: Judge,
+        *,
+        deadline: float,
+        retry: float,
+        stagger: float = STAGGER,
+        finished: Iterable[str] = (),
     ) -> None:
+        """``finished``: servers whose share is already in hand (no turns then: rule 2)."""
         self._fetch = fetch
         self._judge = judge
         self._deadline = deadline
@@ -81,7 +89,7 @@ class Race:
         self._result: asyncio.Future[Secret] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._known: set[Target] = set()
-        self._finished: set[str] = set()  # servers whose share is in hand
+        self._finished: set[str] = set(finished)  # servers whose share is in hand
         self._through: dict[str, int] = {}  # server -> attempts past their handshake
         self._idle: dict[str, asyncio.Event] = {}  # server -> set while none is past it
         self._setup: dict[str, dict[Target, asyncio.Timeout]] = {}  # still connecting
@@ -90,7 +98,7 @@ class Race:
         self._holder: Target | None = None
         self._passing: asyncio.TimerHandle | None = None
         self._waiting: dict[Target, asyncio.Future[None]] = {}
-        self._all_at_once = False  # rule 2
+        self._all_at_once = bool(self._finished)  # rule 2
 
     async def run(
         self, targets: Iterable[Target], more: AsyncIterator[Target] | None = None
