@@ -226,7 +226,8 @@ def first_round(opts: ClientOptions, keys: Keys, stagger: float = FIRST_ROUND_ST
     for label, _family, _sockaddr in targets:
         log.debug("Connecting to %s", label)
     until = time.monotonic() + opts.deadline
-    timeouts = Timeouts(connect=None, handshake=stagger, receive=stagger, bye=stagger)
+    step = min(stagger, opts.deadline)
+    timeouts = Timeouts(connect=None, handshake=step, receive=step, bye=step)
     ready = spoken([(family, sockaddr) for _label, family, sockaddr in targets], until)
     try:
         for index, sock in ready:
