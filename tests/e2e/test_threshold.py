@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,6 +57,39 @@ def test_all_up_takes_the_first_round_without_asyncio(
     with servers(*(conf(s) for s in sections), None) as running:
         done = run_client(ed25519_keys, tmp_path, *connects(running))
     assert (done.returncode, done.stdout) == (0, PASSWORD), done.stderr.decode()
+    assert "asyncio" not in imported(done.stderr)
+
+
+@contextlib.contextmanager
+def hanging_up() -> Iterator[str]:
+    """A server that accepts and at once hangs up (it "speaks" first, then fails); its address."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def run() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                listener.accept()[0].close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.shutdown(socket.SHUT_RDWR)  # wakes accept()
+        listener.close()
+        thread.join(10)
+
+
+def test_a_failing_server_does_not_end_the_first_round(
+    ed25519_keys: OurKeys, sections: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first server to answer hangs up: the other two still give their shares in the first
+    round, without asyncio."""
+    monkeypatch.setenv("PYTHONPROFILEIMPORTTIME", "1")
+    with hanging_up() as bad, servers(conf(sections[0]), conf(sections[2])) as running:
+        done = run_client(ed25519_keys, tmp_path, f"--connect={bad}", *connects(running))
+    assert (done.returncode, done.stdout) == (0, PASSWORD), done.stderr.decode()
+    assert f"{bad}: TLS handshake".encode() in done.stderr
     assert "asyncio" not in imported(done.stderr)
 
 

@@ -217,8 +217,9 @@ def first_round(opts: ClientOptions, keys: Keys, stagger: float = FIRST_ROUND_ST
     The race's rules (client/race.py) in one thread: connect to all at once; as each server
     speaks first, finish its handshake and take its payload, one server at a time, so a plain
     secret is asked of one server only; stop at the password. A server that stays silent
-    costs nothing. A step that takes more than ``stagger`` seconds, a failure, or too few
-    shares end the round: the asyncio race goes on from there (the shares kept).
+    costs nothing; one that fails, or takes more than ``stagger`` seconds for its handshake or
+    its answer, is left for the race. When no server is left to speak (or --deadline passed)
+    without the password, the asyncio race goes on from there, with the shares kept.
     """
     judge = Judge(lambda label, blob: _decrypt(label, blob, keys))
     found = FirstRound(judge)
@@ -234,17 +235,15 @@ def first_round(opts: ClientOptions, keys: Keys, stagger: float = FIRST_ROUND_ST
             label = targets[index][0]
             try:
                 blob = fetch_on(sock, opts.priority, keys.credentials, timeouts)
-            except AttemptFailed as exc:
-                log.debug("%s: %s; on with the race", label, exc)
-                return found
+            except AttemptFailed as exc:  # the race asks it again if it is still needed
+                log.warning("%s: %s", label, exc)
+                continue
             match judge.judge(label, blob):
                 case Done(secret):
                     found.secret = secret
                     return found
                 case Next.FINISHED:
                     found.finished.add(label)
-                case Next.RETRY:
-                    return found
     finally:
         ready.close()
     return found
