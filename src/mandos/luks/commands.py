@@ -25,8 +25,8 @@ from typing import TextIO
 from mandos.client.args import ConnectTarget
 from mandos.core.durations import format_rfc3339
 from mandos.core.values import Secret
-from mandos.keygen import threshold
 from mandos.keygen.render import KeySpec
+from mandos.keygen.threshold import taken
 from mandos.luks import fetch, host
 from mandos.luks import model as m
 from mandos.luks.cryptsetup import Cryptsetup
@@ -128,7 +128,7 @@ def bind(env: Env, opts: argparse.Namespace) -> int:
         if not env.cs.opens(v.device, existing):
             raise m.LuksError(f"{v.device}: the existing passphrase opens no key slot")
     name = host.client_name(opts.name)
-    if opts.split is not None and (old := threshold.taken(opts.split, name)):
+    if opts.split is not None and (old := taken(opts.split, name)):
         raise m.LuksError(f"refusing to overwrite {old[0]}")
     if not host.have_keys(env.keydir):
         host.make_keys(env.keydir, _key_spec(opts, name))

@@ -19,7 +19,6 @@ from typing import Final
 from mandos.adapters import openpgp
 from mandos.core.errors import KeyFileError
 from mandos.core.values import KeyId, Secret
-from mandos.keygen import threshold
 from mandos.keygen.render import (
     PRIMARY_TYPES,
     SUBKEY_TYPES,
@@ -27,7 +26,7 @@ from mandos.keygen.render import (
     client_section,
     parse_key_type,
 )
-from mandos.keygen.threshold import ThresholdPlan
+from mandos.keygen.threshold import ThresholdPlan, write_shares
 from mandos.keygen.tools import (
     fqdn,
     generate_openpgp_key,
@@ -159,7 +158,7 @@ def write_sections(
     refused otherwise). Where they went."""
     if split is None:
         return write_output(make(passphrase.reveal()), output)
-    paths = threshold.write_shares(split, name, passphrase.reveal(), make, force=replace)
+    paths = write_shares(split, name, passphrase.reveal(), make, force=replace)
     files = ", ".join(str(path) for path in paths)
     return f"{files} ({split.count} shares, any {split.threshold} rebuild the passphrase)"
 

@@ -21,7 +21,7 @@ from mandos import __version__
 from mandos.client.args import ConnectTarget, parse_connect
 from mandos.core.durations import parse_duration
 from mandos.core.errors import ConfigError, MandosError, UsageError
-from mandos.keygen import threshold
+from mandos.keygen.threshold import ThresholdPlan, plan
 from mandos.luks import commands, host, store
 from mandos.luks.cryptsetup import Cryptsetup
 
@@ -187,9 +187,9 @@ def _refuse_repeats(devices: Sequence[str]) -> None:
         seen[real] = device
 
 
-def _split(opts: argparse.Namespace) -> threshold.ThresholdPlan | None:
+def _split(opts: argparse.Namespace) -> ThresholdPlan | None:
     """--threshold, --shares and --output-dir, checked together; None without them."""
-    split = threshold.plan(opts.threshold, opts.shares, opts.output_dir)
+    split = plan(opts.threshold, opts.shares, opts.output_dir)
     if split is not None and opts.output is not None:
         raise UsageError("--output and --output-dir exclude each other")
     return split
