@@ -225,7 +225,7 @@ def spoken(
     targets: Sequence[tuple[int, SockAddr]], until: float
 ) -> Generator[tuple[int, socket.socket], None, None]:
     """Connect to every target at once; yield (its index, its socket) as each server speaks
-    first (a Mandos server opens the TLS handshake), until ``until`` (time.monotonic()).
+    first (a Mandos server opens the TLS handshake), waiting until ``until`` (monotonic) at most.
 
     A target that cannot be reached, refuses, or stays silent is left out. A yielded socket
     belongs to the caller; the others are closed when the generator ends or is closed.
@@ -239,8 +239,12 @@ def spoken(
                 connecting[sock.fileno()] = (index, sock)
             else:
                 sock.close()
-        while (connecting or waiting) and (left := until - time.monotonic()) > 0:
+        while connecting or waiting:
+            # Past ``until`` (the caller's own steps took that long) only what is ready counts.
+            left = max(0.0, until - time.monotonic())
             readable, writable, _ = select.select(list(waiting), list(connecting), [], left)
+            if not (readable or writable):
+                return
             for fd in writable:
                 index, sock = connecting.pop(fd)
                 if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
