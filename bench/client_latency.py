@@ -6,7 +6,7 @@ Usage (as root, from the repository): ``.venv/bin/python -m bench.client_latency
 Threshold and racing (ours only, issue 13), three rows on loopback: one server (plain secret,
 one --connect); K = 2 of 3 shares, all three servers up (three --connect); and the same with a
 silent server (accepts, never answers) listed first in place of the third. Targets: 2 of 3 at
-most 1.2x one server; the silent server costs at most --deadline (it costs one 250 ms stagger).
+most 1.2x one server; the silent server costs at most --deadline (it never takes a turn).
 
 Both clients use the same keys (from our mandos-keygen, Ed25519 + Cv25519) against the same
 running server (ours). Two variants: ``--connect`` to our server on 127.0.0.1, and Zeroconf

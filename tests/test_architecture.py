@@ -135,9 +135,11 @@ SHARED_PROGRAM_MODULES: frozenset[str] = frozenset(
     {
         "mandos.initramfs",  # and its modules
         "mandos.keygen.render",
+        "mandos.keygen.threshold",
         "mandos.keygen.tools",
         "mandos.client.args",
         "mandos.client.attempt",
+        "mandos.client.threshold",
         "mandos.client.discovery",
         "mandos.client.session",
     }

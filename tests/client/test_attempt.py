@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from mandos.adapters.gnutls.session import RawKeyCredentials
-from mandos.client.attempt import Timeouts, fetch_blocking
+from mandos.client.attempt import Timeouts, fetch_blocking, spoken
 from mandos.client.session import fetch_encrypted_secret
 from mandos.core.config import DEFAULT_PRIORITY
 from mandos.core.errors import AttemptFailed
@@ -95,3 +97,41 @@ async def test_a_secret_arrives_through_both(credentials: RawKeyCredentials) -> 
             socket.AF_INET, address, DEFAULT_PRIORITY, credentials, QUICK
         )
         assert got == b"sealed"
+
+
+def test_spoken_yields_servers_as_they_speak_and_leaves_out_silent_and_absent_ones() -> None:
+    """attempt.spoken (mandos-client's first round): two listeners speak at once, one accepts
+    and stays silent, one port has no listener. The caller takes longer than ``until`` with the
+    first: the second, which spoke meanwhile, still comes; the silent one never does."""
+    speakers = [socket.create_server(("127.0.0.1", 0)) for _ in range(2)]
+    silent = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    first_taken = threading.Event()
+
+    def speak() -> None:
+        for listener in speakers:
+            conn = listener.accept()[0]
+            accepted.append(conn)
+            assert conn.recv(3) == b"1\r\n"  # the version line, in one piece
+        accepted[0].sendall(b"hello")
+        first_taken.wait(5)
+        accepted[1].sendall(b"hello")  # while the caller is busy with the first
+
+    thread = threading.Thread(target=speak, daemon=True)
+    thread.start()
+    try:
+        ports = [s.getsockname()[1] for s in (*speakers, silent)] + [free_port()]
+        targets = [(socket.AF_INET, ("127.0.0.1", port)) for port in ports]
+        until = time.monotonic() + 2
+        got = []
+        for index, sock in spoken(targets, until):
+            got.append(index)
+            first_taken.set()
+            thread.join(5)  # both have spoken; now dawdle past until
+            time.sleep(max(0.0, until - time.monotonic()) + 0.1)
+            assert sock.recv(5) == b"hello"
+            sock.close()
+        assert got == [0, 1]
+    finally:
+        for s in (*speakers, silent, *accepted):
+            s.close()

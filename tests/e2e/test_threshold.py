@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.conftest import PASSWORD, OurKeys
-from tests.e2e.threshold_setup import conf, make_share_sections, run_client
+from tests.e2e.threshold_setup import conf, make_share_sections, run_client, wait_until
 from tests.ports import free_port
 from tests.server.ourserver import RunningServer, our_server
 
@@ -39,6 +41,73 @@ def test_all_three_up_unlocks(ed25519_keys: OurKeys, sections: list[str], tmp_pa
         done = run_client(ed25519_keys, tmp_path, *connects(running))
     assert (done.returncode, done.stdout) == (0, PASSWORD), done.stderr.decode()
     assert b"completes the set" in done.stderr
+
+
+def imported(stderr: bytes) -> set[str]:
+    """The modules -X importtime (PYTHONPROFILEIMPORTTIME) lists in ``stderr``."""
+    return {ln.split(b"|")[-1].strip().decode() for ln in stderr.splitlines()
+            if ln.startswith(b"import time")}  # fmt: skip
+
+
+def test_all_up_takes_the_first_round_without_asyncio(
+    ed25519_keys: OurKeys, sections: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every server behaves: client/main.py's first round, no event loop (its start-up)."""
+    monkeypatch.setenv("PYTHONPROFILEIMPORTTIME", "1")
+    with servers(*(conf(s) for s in sections), None) as running:
+        done = run_client(ed25519_keys, tmp_path, *connects(running))
+    assert (done.returncode, done.stdout) == (0, PASSWORD), done.stderr.decode()
+    assert "asyncio" not in imported(done.stderr)
+
+
+@contextlib.contextmanager
+def hanging_up() -> Iterator[str]:
+    """A server that accepts and at once hangs up (it "speaks" first, then fails); its address."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def run() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                listener.accept()[0].close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.shutdown(socket.SHUT_RDWR)  # wakes accept()
+        listener.close()
+        thread.join(10)
+
+
+def test_a_failing_server_does_not_end_the_first_round(
+    ed25519_keys: OurKeys, sections: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first server to answer hangs up: the other two still give their shares in the first
+    round, without asyncio."""
+    monkeypatch.setenv("PYTHONPROFILEIMPORTTIME", "1")
+    with hanging_up() as bad, servers(conf(sections[0]), conf(sections[2])) as running:
+        done = run_client(ed25519_keys, tmp_path, f"--connect={bad}", *connects(running))
+    assert (done.returncode, done.stdout) == (0, PASSWORD), done.stderr.decode()
+    assert f"{bad}: TLS handshake".encode() in done.stderr
+    assert "asyncio" not in imported(done.stderr)
+
+
+def test_several_connects_ask_for_a_plain_secret_once(
+    ed25519_keys: OurKeys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both servers hold the password; only one finishes the handshake that asks for it."""
+    monkeypatch.setenv("PYTHONPROFILEIMPORTTIME", "1")
+    with servers(ed25519_keys.conf(), ed25519_keys.conf()) as running:
+        done = run_client(ed25519_keys, tmp_path, *connects(running))
+        assert (done.returncode, done.stdout) == (0, PASSWORD), done.stderr.decode()
+
+        def sent() -> int:
+            return sum(s.log_text().count("Sending secret") for s in running if s)
+
+        wait_until(lambda: sent() >= 1)
+        assert sent() == 1
+    assert "asyncio" not in imported(done.stderr)
 
 
 def test_one_stopped_unlocks(ed25519_keys: OurKeys, sections: list[str], tmp_path: Path) -> None:
@@ -96,7 +165,8 @@ def test_one_connect_given_a_share_says_more_servers_are_needed(
 
 
 def test_several_connects_race_without_zeroconf(ed25519_keys: OurKeys, tmp_path: Path) -> None:
-    """Several --connect use the asyncio race, but never import zeroconf (architecture.md)."""
+    """Several --connect use the asyncio race, but never import zeroconf or ssl
+    (architecture.md)."""
     code = "import sys; from mandos.client.main import main; sys.exit(main(sys.argv[1:]))"
     argv = [sys.executable, "-X", "importtime", "-c", code, *ed25519_keys.client_args(),
             "--interface=none", f"--network-hook-dir={tmp_path}", "--retry=1",
@@ -111,3 +181,4 @@ def test_several_connects_race_without_zeroconf(ed25519_keys: OurKeys, tmp_path:
                 if ln.startswith(b"import time")}  # fmt: skip
     assert {"asyncio", "mandos.client.race"} <= imported
     assert not {m for m in imported if m.split(".")[0] in {"zeroconf", "ifaddr", "shamir_mnemonic"}}
+    assert "_ssl" not in imported  # asyncio needs ssl only for its own TLS (client/main.py)

@@ -170,12 +170,12 @@ def serve(server: RunningServer, section: str, name: str = "client.conf") -> Non
         time.sleep(0.05)
 
 
-def fetch_with_our_client(keydir: Path, connect: str) -> subprocess.CompletedProcess[bytes]:
-    """Our mandos-client, once, at CONNECT (no interface, no hooks); stdout is the secret."""
+def fetch_with_our_client(keydir: Path, *connect: str) -> subprocess.CompletedProcess[bytes]:
+    """Our mandos-client, once, at each CONNECT (no interface, no hooks); stdout is the secret."""
     hooks = keydir.parent / "no-hooks"
     hooks.mkdir(exist_ok=True)
     argv = [
-        CLIENT, f"--connect={connect}", *client_key_args(keydir), "--interface=none",
+        CLIENT, *(f"--connect={c}" for c in connect), *client_key_args(keydir), "--interface=none",
         f"--network-hook-dir={hooks}", "--retry=1",
     ]  # fmt: skip
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -26,7 +26,7 @@ import os
 import select
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, TypeVar
 
@@ -190,10 +190,23 @@ def fetch_blocking(
     limit: int = MAX_SECRET_BYTES,
 ) -> bytes:
     """The bytes the server sent before close_notify (never empty); AttemptFailed otherwise."""
-    from mandos.adapters.gnutls.session import Session
-
     setup = _deadline(timeouts.setup)
     sock = _connect(family, sockaddr, _least(timeouts.connect, timeouts.setup))
+    return fetch_on(sock, priority, credentials, timeouts, limit, setup)
+
+
+def fetch_on(
+    sock: socket.socket,
+    priority: str,
+    credentials: RawKeyCredentials,
+    timeouts: Timeouts = DEFAULT_TIMEOUTS,
+    limit: int = MAX_SECRET_BYTES,
+    setup: float | None = None,
+) -> bytes:
+    """:func:`fetch_blocking` from the TLS handshake on, on ``sock`` (connected, the version
+    line sent), which it closes; ``setup`` is the handshake's deadline (time.monotonic())."""
+    from mandos.adapters.gnutls.session import Session
+
     try:
         with failing_as("TLS session"):
             session = Session.mandos_client(sock.fileno(), priority, credentials)
@@ -206,6 +219,44 @@ def fetch_blocking(
     if not data:
         raise AttemptFailed("the server sent nothing (refused)", refused=True)
     return data
+
+
+def spoken(
+    targets: Sequence[tuple[int, SockAddr]], until: float
+) -> Generator[tuple[int, socket.socket], None, None]:
+    """Connect to every target at once; yield (its index, its socket) as each server speaks
+    first (a Mandos server opens the TLS handshake), waiting until ``until`` (monotonic) at most.
+
+    A target that cannot be reached, refuses, or stays silent is left out. A yielded socket
+    belongs to the caller; the others are closed when the generator ends or is closed.
+    """
+    connecting: dict[int, tuple[int, socket.socket]] = {}
+    waiting: dict[int, tuple[int, socket.socket]] = {}
+    try:
+        for index, (family, sockaddr) in enumerate(targets):
+            sock = new_socket(family)
+            if sock.connect_ex(sockaddr) in (0, errno.EINPROGRESS):
+                connecting[sock.fileno()] = (index, sock)
+            else:
+                sock.close()
+        while connecting or waiting:
+            # Past ``until`` (the caller's own steps took that long) only what is ready counts.
+            left = max(0.0, until - time.monotonic())
+            readable, writable, _ = select.select(list(waiting), list(connecting), [], left)
+            if not (readable or writable):
+                return
+            for fd in writable:
+                index, sock = connecting.pop(fd)
+                if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+                    sock.close()
+                    continue
+                with contextlib.suppress(AttemptFailed):  # it closed the socket
+                    waiting[fd] = (index, send_version_line(sock))
+            for fd in readable:
+                yield waiting.pop(fd)
+    finally:
+        for _index, sock in (*connecting.values(), *waiting.values()):
+            sock.close()
 
 
 def _exchange(

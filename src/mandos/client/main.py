@@ -2,9 +2,10 @@
 
 Composition, in order: parse the options, read the key files (before touching the network),
 run the network hooks with ``start``, bring interfaces up, then try the one server given with
---connect (blocking, no event loop: attempt.py), or race under asyncio every --connect server
-or every server Zeroconf finds (race.py), until the password is known: a secret we can
-decrypt, or K shares of one set combined (threshold.py).
+--connect (blocking, no event loop: attempt.py); or for several --connect a first round by the
+race's rules in one thread (first_round: no event loop while every server behaves); or race
+under asyncio every --connect server or every server Zeroconf finds (race.py), until the
+password is known: a secret we can decrypt, or K shares of one set combined (threshold.py).
 Then print it with no newline added, take down the interfaces we brought up and run the hooks
 with ``stop``. SIGTERM, SIGINT and SIGHUP do the same clean-up and then re-raise the signal.
 
@@ -19,7 +20,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING, Final, NoReturn
 from mandos.client import args as cli
 from mandos.client import network
 from mandos.client.args import PROG, ClientOptions, ConnectTarget, Info
-from mandos.client.attempt import SockAddr, Timeouts, fetch_blocking
+from mandos.client.attempt import SockAddr, Timeouts, fetch_blocking, fetch_on, spoken
 from mandos.client.threshold import Done, Judge, Next
 from mandos.core.errors import (
     EX_IOERR,
@@ -55,6 +56,8 @@ if TYPE_CHECKING:  # only for typing: libgnutls is loaded when the keys are; asy
 log = logging.getLogger("mandos.client")
 
 LOG_PREFIX: Final = f"Mandos plugin {PROG}: "
+#: How long one server's handshake and answer may take in first_round (RFC 8305's 250 ms).
+FIRST_ROUND_STEP: Final = 0.25
 
 
 class Interrupted(BaseException):
@@ -197,24 +200,77 @@ def _connect_target(target: ConnectTarget) -> tuple[str, int, SockAddr]:
     return label, socket.AF_INET6, (target.host, target.port, 0, scope_id)
 
 
+class FirstRound:  # not a dataclass: those cost about 1 ms each at start-up
+    """What the asyncio-free first round over several --connect found (see first_round)."""
+
+    __slots__ = ("finished", "judge", "secret")
+
+    def __init__(self, judge: Judge) -> None:
+        self.judge = judge
+        self.finished: set[str] = set()  # servers whose share is in hand
+        self.secret: Secret | None = None
+
+
+def first_round(opts: ClientOptions, keys: Keys, stagger: float = FIRST_ROUND_STEP) -> FirstRound:
+    """Several --connect, while every server behaves, without asyncio (a third of the start-up).
+
+    The race's rules (client/race.py) in one thread: connect to all at once; as each server
+    speaks first, finish its handshake and take its payload, one server at a time, so a plain
+    secret is asked of one server only; stop at the password. A server that stays silent
+    costs nothing; one that fails, or takes more than ``stagger`` seconds for its handshake or
+    its answer, is left for the race. When no server is left to speak (or --deadline passed)
+    without the password, the asyncio race goes on from there, with the shares kept.
+    """
+    judge = Judge(lambda label, blob: _decrypt(label, blob, keys))
+    found = FirstRound(judge)
+    targets = [_connect_target(c) for c in opts.connects]
+    for label, _family, _sockaddr in targets:
+        log.debug("Connecting to %s", label)
+    until = time.monotonic() + opts.deadline
+    step = min(stagger, opts.deadline)
+    timeouts = Timeouts(connect=None, handshake=step, receive=step, bye=step)
+    ready = spoken([(family, sockaddr) for _label, family, sockaddr in targets], until)
+    try:
+        for index, sock in ready:
+            label = targets[index][0]
+            try:
+                blob = fetch_on(sock, opts.priority, keys.credentials, timeouts)
+            except AttemptFailed as exc:  # the race asks it again if it is still needed
+                log.warning("%s: %s", label, exc)
+                continue
+            match judge.judge(label, blob):
+                case Done(secret):
+                    found.secret = secret
+                    return found
+                case Next.FINISHED:
+                    found.finished.add(label)
+    finally:
+        ready.close()
+    return found
+
+
 async def obtain_secret(
-    opts: ClientOptions, keys: Keys, interfaces: Sequence[str], timeouts: Timeouts | None = None
+    opts: ClientOptions,
+    keys: Keys,
+    interfaces: Sequence[str],
+    timeouts: Timeouts | None = None,
+    first: FirstRound | None = None,
 ) -> Secret:
     """Race every --connect server, or every server Zeroconf finds, until the password is known.
 
-    Runs until cancelled otherwise (client/race.py).
+    Runs until cancelled otherwise (client/race.py). ``first`` is what first_round found.
     """
-    from mandos.client.race import Race, Target
+    from mandos.client.race import Race, Steps, Target
     from mandos.client.session import fetch_encrypted_secret
 
     # The race's --deadline bounds connect plus handshake; these bound the rest.
     t = timeouts or Timeouts(connect=None, handshake=None)
-    judge = Judge(lambda label, blob: _decrypt(label, blob, keys))
+    judge = first.judge if first else Judge(lambda label, blob: _decrypt(label, blob, keys))
 
-    async def fetch(target: Target, on_handshake: Callable[[], None]) -> bytes:
+    async def fetch(target: Target, steps: Steps) -> bytes:
         return await fetch_encrypted_secret(
             target.family, target.sockaddr, opts.priority, keys.credentials, t,
-            on_handshake=on_handshake,
+            on_handshake=steps.on_handshake, turn=steps.turn,
         )  # fmt: skip
 
     race = Race(
@@ -222,6 +278,7 @@ async def obtain_secret(
         lambda target, blob: judge.judge(target.label, blob),
         deadline=opts.deadline,
         retry=opts.retry,
+        finished=first.finished if first else (),
     )
     if opts.connects:
         # Each --connect is its own server (one address each; the label names it).
@@ -262,12 +319,15 @@ def _run(opts: ClientOptions, keys: Keys, stopper: _Stopper) -> int | None:
         network.bring_up(may_bring_up, opts.delay, brought_up)
         if not brought_up:
             log.debug("No interfaces were brought up")
+        first = None
         if len(opts.connects) == 1:  # no event loop: asyncio is a third of the start-up
             secret = connect_and_retry(opts, keys)
+        elif opts.connects and (first := first_round(opts, keys)).secret is not None:
+            secret = first.secret
         else:
             if not opts.connects:
                 network.wait_for_link_local(use, opts.delay)
-            secret = _discover(opts, keys, use, stopper)
+            secret = _discover(opts, keys, use, stopper, first)
         stopper.armed = False
         # Printed before the clean-up, so that the disk is unlocked meanwhile.
         try:
@@ -285,20 +345,44 @@ def _run(opts: ClientOptions, keys: Keys, stopper: _Stopper) -> int | None:
         network.run_hooks("stop", opts)
 
 
+def _load_asyncio_without_ssl() -> None:
+    """Import asyncio without ssl, which it needs only for TLS transports (ours is GnuTLS).
+
+    ssl is a third of asyncio's import time. None in sys.modules makes ``import ssl`` fail,
+    which asyncio allows for (a Python built without ssl); ssl stays importable afterwards.
+    """
+    if "asyncio" in sys.modules or "ssl" in sys.modules:
+        return
+    sys.modules["ssl"] = None  # type: ignore[assignment]
+    try:
+        import asyncio  # noqa: F401
+    finally:
+        del sys.modules["ssl"]
+
+
 def _discover(
-    opts: ClientOptions, keys: Keys, interfaces: Sequence[str], stopper: _Stopper
+    opts: ClientOptions,
+    keys: Keys,
+    interfaces: Sequence[str],
+    stopper: _Stopper,
+    first: FirstRound | None = None,
 ) -> Secret:
     """The race under asyncio (Zeroconf, or several --connect); a stop signal cancels it."""
+    _load_asyncio_without_ssl()
     import asyncio
 
     try:
-        return asyncio.run(_main_task(opts, keys, interfaces, stopper))
+        return asyncio.run(_main_task(opts, keys, interfaces, stopper, first))
     except asyncio.CancelledError:
         raise Interrupted from None
 
 
 async def _main_task(
-    opts: ClientOptions, keys: Keys, interfaces: Sequence[str], stopper: _Stopper
+    opts: ClientOptions,
+    keys: Keys,
+    interfaces: Sequence[str],
+    stopper: _Stopper,
+    first: FirstRound | None = None,
 ) -> Secret:
     import asyncio
 
@@ -308,7 +392,7 @@ async def _main_task(
     if stopper.signum is not None:  # arrived before the loop was running
         raise asyncio.CancelledError
     try:
-        return await obtain_secret(opts, keys, interfaces)
+        return await obtain_secret(opts, keys, interfaces, first=first)
     finally:
         stopper.attach(None)
 

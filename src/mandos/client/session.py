@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from mandos.adapters.gnutls.session import RawKeyCredentials, Session
@@ -60,6 +60,22 @@ async def _connect(family: int, sockaddr: SockAddr, limit: float | None) -> sock
     return send_version_line(sock)
 
 
+async def _readable(sock: socket.socket) -> None:
+    """Until ``sock`` has something to read (the server's first TLS message, or its close)."""
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def spoke() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(sock.fileno(), spoke)
+    try:
+        await ready
+    finally:
+        loop.remove_reader(sock.fileno())
+
+
 async def fetch_encrypted_secret(
     family: int,
     sockaddr: SockAddr,
@@ -68,9 +84,12 @@ async def fetch_encrypted_secret(
     timeouts: Timeouts = DEFAULT_TIMEOUTS,
     limit: int = MAX_SECRET_BYTES,
     on_handshake: Callable[[], None] | None = None,
+    turn: Callable[[], Awaitable[None]] | None = None,
 ) -> bytes:
     """The bytes the server sent before close_notify (never empty); AttemptFailed otherwise.
 
+    With ``turn``, once the server has spoken (it opens the TLS handshake) ``await turn()``
+    comes before our part of the handshake, which is what asks for the secret.
     ``on_handshake`` is called once the TLS handshake is done, that is when the server is
     about to decide whether to send the secret (client/race.py lifts its deadline then).
     """
@@ -83,6 +102,9 @@ async def fetch_encrypted_secret(
         raise
     stream = TLSStream(session, sock)
     try:
+        if turn is not None:
+            await _step("TLS handshake", timeouts.handshake, _readable(sock))
+            await turn()
         await _step("TLS handshake", timeouts.handshake, stream.handshake())
         if on_handshake is not None:
             on_handshake()

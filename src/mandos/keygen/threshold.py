@@ -46,6 +46,12 @@ def share_path(directory: Path, name: str, index: int) -> Path:
     return directory / f"{name}.share-{index}.conf"
 
 
+def taken(p: ThresholdPlan, name: str) -> list[Path]:
+    """The share files of this plan that are already there (a symbolic link counts)."""
+    paths = (share_path(p.output_dir, name, i) for i in range(1, p.count + 1))
+    return [x for x in paths if x.exists() or x.is_symlink()]
+
+
 def write_shares(
     p: ThresholdPlan,
     name: str,
@@ -69,7 +75,7 @@ def write_shares(
     except OSError as exc:
         raise KeyGenError(f"{p.output_dir}: {exc.strerror}") from None
     paths = [share_path(p.output_dir, name, i) for i in range(1, p.count + 1)]
-    if not force and (old := [x for x in paths if x.exists() or x.is_symlink()]):
+    if not force and (old := taken(p, name)):
         raise KeyGenError(f"refusing to overwrite {old[0]}; use --force")
     for index, (path, payload) in enumerate(zip(paths, payloads, strict=True), 1):
         comment = f"# share {index} of {p.count}, threshold {p.threshold}\n"

@@ -26,6 +26,7 @@ from mandos.client.args import ConnectTarget
 from mandos.core.durations import format_rfc3339
 from mandos.core.values import Secret
 from mandos.keygen.render import KeySpec
+from mandos.keygen.threshold import taken
 from mandos.luks import fetch, host
 from mandos.luks import model as m
 from mandos.luks.cryptsetup import Cryptsetup
@@ -127,12 +128,14 @@ def bind(env: Env, opts: argparse.Namespace) -> int:
         if not env.cs.opens(v.device, existing):
             raise m.LuksError(f"{v.device}: the existing passphrase opens no key slot")
     name = host.client_name(opts.name)
+    if opts.split is not None and (old := taken(opts.split, name)):
+        raise m.LuksError(f"refusing to overwrite {old[0]}")
     if not host.have_keys(env.keydir):
         host.make_keys(env.keydir, _key_spec(opts, name))
         env.say(f"{env.keydir}: made the client's TLS and OpenPGP keys")
     keys = host.read_keys(env.keydir)
     passphrase = m.make_passphrase(env.randbytes)
-    text = host.section(name, passphrase, keys, ssh=not opts.no_ssh)
+    make = host.section_maker(name, keys, ssh=not opts.no_ssh)
     now = env.now()
     with env.changes(vols):
         for v, slot in zip(vols, slots, strict=True):
@@ -141,7 +144,7 @@ def bind(env: Env, opts: argparse.Namespace) -> int:
             env.store.add(v, binding)
             env.say(f"{v.device}: added key slot {slot} for {name} (generation 1)")
             env.say(f"{v.device}: recorded the binding in {_where(env, v)}")
-        where = host.write_output(text, opts.output)
+        where = host.write_sections(name, passphrase, make, opts.output, opts.split, replace=False)
     env.say(f"wrote the clients.conf section for {name} to {where}")
     _finish_host(env, opts, vols, tab=True)
     return 0
@@ -196,11 +199,16 @@ def test(env: Env, opts: argparse.Namespace) -> int:
             env.show(f"{a.server}: {a.failed}: failed: {a.reason}")
             ok = False
             continue
-        env.show(f"{a.server}: fetch: ok; decrypt: ok")
+        env.show(f"{a.server}: fetch: ok; decrypt: ok{fetch.share_note(a)}")
+    found = fetch.passphrases(answers)
+    if not found:
+        env.show("combine: failed: too few shares of one set for its threshold")
+        ok = False
+    for p in found:
         for v in vols:
-            opened = env.cs.opens(v.device, a.secret)
+            opened = env.cs.opens(v.device, p.secret)
             verdict = "open: ok" if opened else "open: failed: the secret does not open it"
-            env.show(f"{a.server}: {v.device}: {verdict}")
+            env.show(f"{p.source}: {v.device}: {verdict}")
             ok = ok and opened
     return 0 if ok else 1
 
@@ -218,11 +226,14 @@ def _unlock_secret(
             if not env.cs.opens(v.device, existing):
                 raise m.LuksError(f"{v.device}: the --key-file passphrase opens no key slot")
         return existing
-    reasons = []
-    for a in fetch.ask_servers(fetch.key_files(env.keydir), targets):
-        if a.secret is not None and all(env.cs.opens(v.device, a.secret) for v in vols):
-            return a.secret
-        reasons.append(f"{a.server}: {a.reason or 'its secret opens no slot'}")
+    answers = fetch.ask_servers(fetch.key_files(env.keydir), targets)
+    reasons = [f"{a.server}: {a.reason}" for a in answers if a.secret is None]
+    for p in fetch.passphrases(answers):
+        if all(env.cs.opens(v.device, p.secret) for v in vols):
+            return p.secret
+        reasons.append(f"{p.source}: its secret opens no slot")
+    if answers and not reasons:
+        reasons.append("too few shares of one set for its threshold")
     why = "; ".join(reasons) or "no Mandos server found"
     raise m.LuksError(f"cannot unlock the volumes with the served secret ({why}); use --key-file")
 
@@ -249,7 +260,7 @@ def rotate(env: Env, opts: argparse.Namespace) -> int:
             env.say(f"{rotating}: made new TLS and OpenPGP keys (key_id {new_keys.key_id})")
         also = (old_keys,) if opts.keys else ()
         passphrase = m.make_passphrase(env.randbytes)
-        text = host.section(name, passphrase, new_keys, also, ssh=not opts.no_ssh)
+        make = host.section_maker(name, new_keys, also, ssh=not opts.no_ssh)
         now = env.now()
         with env.changes(vols):
             for v, (_old, slot) in zip(vols, plans, strict=True):
@@ -257,7 +268,8 @@ def rotate(env: Env, opts: argparse.Namespace) -> int:
                 new = m.Binding(slot, name, new_keys.key_id, generation, now, m.State.PENDING)
                 env.store.add(v, new)
                 env.say(f"{v.device}: added key slot {slot} for {name} (generation {generation})")
-            where = host.write_output(text, opts.output)
+            where = host.write_sections(name, passphrase, make, opts.output, opts.split,
+                                        replace=True)  # fmt: skip
     except BaseException:
         if opts.keys:  # nothing refers to the new keys: do not leave them lying around
             shutil.rmtree(rotating, ignore_errors=True)
@@ -282,10 +294,13 @@ def _complete(env: Env, opts: argparse.Namespace, vols: Sequence[Volume]) -> int
         for a in answers:
             if a.secret is None:
                 last = f"{a.server}: {a.failed}: {a.reason}"
-            elif _opens_pending(env, vols, plans, a.secret):
-                return _retire(env, opts, vols, plans, a.secret, keydir)
-            else:
-                last = f"{a.server} still serves an older secret"
+        found = fetch.passphrases(answers)
+        if answers and not found:
+            last = "too few shares of one set for its threshold"
+        for p in found:
+            if _opens_pending(env, vols, plans, p.secret):
+                return _retire(env, opts, vols, plans, p.secret, keydir)
+            last = f"{p.source}: an older secret (not the new slot's)"
         if time.monotonic() + opts.retry > deadline:
             break
         time.sleep(opts.retry)
@@ -330,8 +345,9 @@ def _retire(
         host.install_keys(keydir, env.keydir)
         env.say(f"{env.keydir}: replaced the keys with the new ones")
         keys = host.read_keys(env.keydir)
-        text = host.section(plans[0][1].client, secret, keys, ssh=not opts.no_ssh)
-        where = host.write_output(text, opts.output)
+        name = plans[0][1].client
+        make = host.section_maker(name, keys, ssh=not opts.no_ssh)
+        where = host.write_sections(name, secret, make, opts.output, opts.split, replace=True)
         env.say(f"wrote the final clients.conf section (key_id {keys.key_id} only) to {where}")
         try:
             _finish_host(env, opts, vols, tab=False)

@@ -3,6 +3,8 @@
 One attempt per server per call (no retry loop here: ``rotate`` decides when to ask again),
 over ``--connect`` addresses or the servers Zeroconf finds within a few seconds. The secret
 is decrypted with the client's OpenPGP key; it is returned as a Secret and never printed.
+What a server serves may be one share of a threshold secret: :func:`passphrases` combines
+the shares the way mandos-client does (client/threshold.py).
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from mandos.adapters import openpgp
 from mandos.adapters.gnutls.session import RawKeyCredentials
 from mandos.client.args import DEFAULT_PRIORITY, ConnectTarget
 from mandos.client.attempt import SockAddr, Timeouts, fetch_blocking
-from mandos.core.errors import AttemptFailed, DecryptError, KeyFileError, MandosError
+from mandos.client.threshold import Done, Judge
+from mandos.core import shares
+from mandos.core.errors import AttemptFailed, DecryptError, KeyFileError, MandosError, ShareError
 from mandos.core.values import Secret
 
 #: How long to listen for Zeroconf announcements when no --connect is given.
@@ -109,3 +113,45 @@ def ask_servers(
             continue
         answers.append(Answer(label, secret=secret))
     return answers
+
+
+@dataclass(frozen=True, slots=True)
+class Passphrase:
+    """A passphrase the servers gave: one server's plain secret, or K shares combined."""
+
+    source: str  # the server, or "shares from SERVER, SERVER"
+    secret: Secret
+
+
+def passphrases(answers: Sequence[Answer]) -> list[Passphrase]:
+    """Every plain secret in ANSWERS, and every set of which they hold K shares, combined.
+
+    Shares of different sets (rotations) never combine; a corrupt share is left out.
+    """
+    judge = Judge(lambda _server, payload: Secret(payload))
+    found: list[Passphrase] = []
+    sharers: dict[bytes, list[str]] = {}  # set ID -> the servers that sent one of its shares
+    for a in answers:
+        if a.secret is None:
+            continue
+        payload = a.secret.reveal()
+        if shares.is_share(payload):
+            with contextlib.suppress(ShareError):
+                sharers.setdefault(shares.parse(payload).set_id, []).append(a.server)
+        match judge.judge(a.server, payload):
+            case Done(secret) if shares.is_share(payload):
+                servers = sharers[shares.parse(payload).set_id]
+                found.append(Passphrase(f"shares from {', '.join(servers)}", secret))
+            case Done(secret):
+                found.append(Passphrase(a.server, secret))
+    return found
+
+
+def share_note(answer: Answer) -> str:
+    """'' for a plain secret; '; share I of N (threshold K) of set X' for a share."""
+    if answer.secret is None or not shares.is_share(answer.secret.reveal()):
+        return ""
+    try:
+        return f"; {shares.parse(answer.secret.reveal()).describe()}"
+    except ShareError as exc:
+        return f"; an unusable share: {exc}"

@@ -11,7 +11,7 @@ import os
 import shlex
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -26,6 +26,7 @@ from mandos.keygen.render import (
     client_section,
     parse_key_type,
 )
+from mandos.keygen.threshold import ThresholdPlan, write_shares
 from mandos.keygen.tools import (
     fqdn,
     generate_openpgp_key,
@@ -120,16 +121,46 @@ def section(
     name: str, secret: Secret, keys: ClientKeys, also: Sequence[ClientKeys] = (), *, ssh: bool
 ) -> str:
     """The clients.conf section: KEYS' key ID first, then ALSO's; the secret readable by all."""
-    message = openpgp.encrypt(
-        secret.reveal(), keys.pubkey, seckey_armored=keys.seckey, also_to=[k.pubkey for k in also]
-    )
+    return section_maker(name, keys, also, ssh=ssh)(secret.reveal())
+
+
+def section_maker(
+    name: str, keys: ClientKeys, also: Sequence[ClientKeys] = (), *, ssh: bool
+) -> Callable[[bytes], str]:
+    """:func:`section` for any payload (a passphrase, or one share of it); one ssh-keyscan."""
     fingerprint = openpgp.fingerprint(keys.pubkey)
     host_key = ssh_host_key("localhost") if ssh else None
-    text = client_section(name, fingerprint, message, key_id=keys.key_id, ssh=host_key)
-    if also:
-        ids = " ".join(str(k.key_id).lower() for k in (keys, *also))
-        text = text.replace(f"key_id = {str(keys.key_id).lower()}\n", f"key_id = {ids}\n", 1)
-    return text
+
+    def make(payload: bytes) -> str:
+        message = openpgp.encrypt(
+            payload, keys.pubkey, seckey_armored=keys.seckey, also_to=[k.pubkey for k in also]
+        )
+        text = client_section(name, fingerprint, message, key_id=keys.key_id, ssh=host_key)
+        if also:
+            ids = " ".join(str(k.key_id).lower() for k in (keys, *also))
+            text = text.replace(f"key_id = {str(keys.key_id).lower()}\n", f"key_id = {ids}\n", 1)
+        return text
+
+    return make
+
+
+def write_sections(
+    name: str,
+    passphrase: Secret,
+    make: Callable[[bytes], str],
+    output: str | None,
+    split: ThresholdPlan | None,
+    *,
+    replace: bool,
+) -> str:
+    """The section to OUTPUT (or standard output); with SPLIT, one section file per share in its
+    directory instead (mandos-keygen --threshold's files; old ones kept as backups if REPLACE,
+    refused otherwise). Where they went."""
+    if split is None:
+        return write_output(make(passphrase.reveal()), output)
+    paths = write_shares(split, name, passphrase.reveal(), make, force=replace)
+    files = ", ".join(str(path) for path in paths)
+    return f"{files} ({split.count} shares, any {split.threshold} rebuild the passphrase)"
 
 
 def write_output(text: str, output: str | None) -> str:

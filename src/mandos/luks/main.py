@@ -9,6 +9,7 @@ still pending (both key slots stay); 1 when ``test`` found a failing step.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ from mandos import __version__
 from mandos.client.args import ConnectTarget, parse_connect
 from mandos.core.durations import parse_duration
 from mandos.core.errors import ConfigError, MandosError, UsageError
+from mandos.keygen.threshold import ThresholdPlan, plan
 from mandos.luks import commands, host, store
 from mandos.luks.cryptsetup import Cryptsetup
 
@@ -74,6 +76,14 @@ def _changing() -> _Parser:
         "--update-initramfs", metavar="COMMAND", default=host.DEFAULT_UPDATE_INITRAMFS,
         help=f"how to rebuild the initramfs (default: {host.DEFAULT_UPDATE_INITRAMFS})",
     )  # fmt: skip
+    t = p.add_argument_group(
+        "threshold (one section file per server, as mandos-keygen --threshold)"
+    )
+    t.add_argument("--threshold", type=int, metavar="K", help="any K shares rebuild the passphrase")
+    t.add_argument("--shares", type=int, metavar="N", help="split it into N shares, one per server")
+    t.add_argument(
+        "--output-dir", metavar="DIR", help="write DIR/NAME.share-I.conf files instead of --output"
+    )
     k = p.add_argument_group("key slot settings (passed to cryptsetup luksAddKey)")
     k.add_argument("--pbkdf", metavar="NAME", help="argon2id, argon2i or pbkdf2")
     k.add_argument("--pbkdf-force-iterations", metavar="N", type=int, help="fixed iterations")
@@ -177,6 +187,14 @@ def _refuse_repeats(devices: Sequence[str]) -> None:
         seen[real] = device
 
 
+def _split(opts: argparse.Namespace) -> ThresholdPlan | None:
+    """--threshold, --shares and --output-dir, checked together; None without them."""
+    split = plan(opts.threshold, opts.shares, opts.output_dir)
+    if split is not None and opts.output is not None:
+        raise UsageError("--output and --output-dir exclude each other")
+    return split
+
+
 COMMANDS: Final = {
     "bind": commands.bind,
     "list": commands.list_bindings,
@@ -188,12 +206,18 @@ COMMANDS: Final = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run mandos-luks; returns the exit status."""
+    # The client's per-server log lines (client/threshold.py) are for mandos-client's stderr;
+    # mandos-luks says what happened in its own lines.
+    logging.getLogger("mandos.client").addHandler(logging.NullHandler())
+    logging.getLogger("mandos.client").propagate = False
     try:
         opts = build_parser().parse_args(argv)
         os.umask(0o077)
         if opts.command == "list" and not opts.devices:
             opts.devices = store.luks_devices()
         _refuse_repeats(getattr(opts, "devices", []))
+        if opts.command in ("bind", "rotate"):
+            opts.split = _split(opts)
         return COMMANDS[opts.command](make_env(opts), opts)
     except MandosError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
