@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.vm, pytest.mark.slow, pytest.mark.timeout(1800)]
 #: systemd-cryptsetup's question, as systemd-tty-ask-password-agent shows it on the console.
 PROMPT = "Please enter passphrase for disk cryptroot"
 #: systemd in the initramfs under TCG is much slower than initramfs-tools (unit start-up, udev):
-#: about 3 minutes to the root on the loaded 2-core machine, two guests at once.
+#: 3 to 5.5 minutes to the root on the loaded 2-core machine (load 5), two guests at once.
 BOOT_TIMEOUT = 600.0
 QEMU_LIMIT = BOOT_TIMEOUT + 20
 
