@@ -7,6 +7,7 @@ subkeys (pysequoia's decryptor picks only one).
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -175,6 +176,35 @@ def test_gpg_fallback_leaves_nothing_behind(
         ["ps", "-eo", "args="], capture_output=True, text=True, check=True
     ).stdout
     assert str(tmp_path) not in agents
+
+
+_AS_PASSWORD_AGENT_RUNS_IT = """
+import os, sys
+from pathlib import Path
+os.setgroups([])
+os.setresgid(65534, -1, -1)
+os.setresuid(65534, -1, -1)  # real ids nobody, effective root: how password-agent starts it
+from mandos.adapters import openpgp
+d = Path(sys.argv[1])
+sys.stdout.buffer.write(openpgp.gpg_decrypt((d / "msg").read_bytes(), (d / "sec").read_bytes()))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root, to take real ids 65534")
+def test_gpg_fallback_with_real_ids_not_root(
+    future_keys: tuple[Keys, bytes], tmp_path: Path
+) -> None:
+    """Real ids 65534 under an effective root: gpg would drop to 65534 in a home it cannot
+    write ("No public key"); the home is made the real user's (found booting dracut's image)."""
+    keys, message = future_keys
+    (tmp_path / "msg").write_bytes(message)
+    (tmp_path / "sec").write_bytes(keys.sec)
+    done = subprocess.run(
+        [sys.executable, "-c", _AS_PASSWORD_AGENT_RUNS_IT, str(tmp_path)],
+        capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.stderr == b""
+    assert done.stdout == b"from the future"
 
 
 # --------------------------------------------------------------------------- errors

@@ -29,3 +29,37 @@ def test_included_in_host_only_images_when_installed() -> None:
 def test_refused_without_host_only_or_without_keys() -> None:
     assert check("''") == 1  # a generic image must not carry this host's keys
     assert check("yes", installed=False) == 1
+
+
+def _gnutls() -> Path:
+    for d in ("/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib"):
+        if (Path(d) / "libgnutls.so.30").exists():
+            return (Path(d) / "libgnutls.so.30").resolve()
+    raise AssertionError("the tests need the system's libgnutls.so.30")
+
+
+def test_libraries_of_non_executable_files_go_into_the_image(tmp_path: Path) -> None:
+    """_mandos_python() installs what a 0644 shared object loads (dracut-install would not).
+
+    python-files is stood in by a script that lists the host's real libgnutls (0644 on Debian);
+    dracut's inst and inst_multiple record their arguments; ldd is the real one.
+    """
+    gnutls = _gnutls()
+    assert not gnutls.stat().st_mode & 0o111  # why dracut-install skips its libraries
+    lister = tmp_path / "python-files"
+    lister.write_text(f"#!/bin/sh\necho {gnutls}\n")
+    lister.chmod(0o755)
+    script = (
+        f'. "{SETUP}"\n'
+        f"_mandos_libdir() {{ echo /found; }}\nMANDOS_PYTHON={lister}\ninitdir={tmp_path}\n"
+        'inst() { echo "inst $*"; }\ninst_multiple() { echo "inst_multiple $*"; }\n'
+        "_mandos_python\n"
+    )
+    out = subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, timeout=30, check=True
+    ).stdout.splitlines()
+    assert out[0] == f"inst {gnutls} {gnutls}"
+    (libs,) = [line.split()[1:] for line in out if line.startswith("inst_multiple ")]
+    names = {Path(lib).name.partition(".so")[0] for lib in libs}
+    assert {"libnettle", "libhogweed", "libtasn1", "libc"} <= names
+    assert not (tmp_path / ".mandos-exec-list").exists()

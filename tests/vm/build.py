@@ -240,6 +240,8 @@ def _root_tree(dest: Path) -> None:
     for d in ("bin", "sbin", "dev", "proc", "sys", "run", "tmp", "etc"):
         (dest / d).mkdir(parents=True, exist_ok=True)
     shutil.copy2(busybox, dest / "bin" / "busybox")
+    # systemd's switch-root (dracut's initramfs) refuses a root without an os-release file.
+    (dest / "etc" / "os-release").write_text('ID=mandos-vm\nNAME="Mandos VM test root"\n')
     init = dest / "sbin" / "init"
     init.write_text(
         "#!/bin/busybox sh\n"
@@ -254,7 +256,8 @@ def _root_tree(dest: Path) -> None:
 def ensure_disk(keys: ClientKeys) -> Path:
     """A 64 MiB image: LUKS2 (PBKDF2, 1000 iterations) around an ext4 root with the marker init."""
     with locked("disk"):
-        tag = hashlib.sha256(keys.passphrase + ROOT_MARKER.encode()).hexdigest()[:12]
+        recipe = keys.passphrase + ROOT_MARKER.encode() + b"os-release"
+        tag = hashlib.sha256(recipe).hexdigest()[:12]
         final = cache_dir() / f"disk-{tag}.img"
         if not final.exists():
             work = _fresh(cache_dir() / "disk-build")
@@ -287,6 +290,26 @@ def proc_mounted(root: Path) -> Iterator[None]:
         yield
     finally:
         subprocess.run(["umount", "-l", str(target)], check=False)
+
+
+@contextlib.contextmanager
+def chroot_overlay(lower: Path, work: Path, lock: str) -> Iterator[Path]:
+    """LOWER, writable through overlayfs at WORK/merged (changes land in WORK/upper).
+
+    Cheaper than copying a 700 MB chroot; LOWER's LOCK is held meanwhile, so that no build
+    changes the cached chroot under the overlay.
+    """
+    with locked(lock):
+        upper, scratch, merged = work / "upper", work / "work", work / "merged"
+        for d in (upper, scratch, merged):
+            d.mkdir(parents=True)
+        options = f"lowerdir={lower},upperdir={upper},workdir={scratch}"
+        run(["mount", "-t", "overlay", "overlay", "-o", options, merged])
+        try:
+            yield merged
+        finally:
+            subprocess.run(["umount", "-l", str(merged)], check=False, timeout=60)
+            shutil.rmtree(work, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -339,6 +362,44 @@ def build_initramfs(
             run(["chroot", root, "mkinitramfs", "-o", inside, kernel.release], timeout=900)
         shutil.move(root / str(inside).lstrip("/"), out)
     return Initramfs(out, "mkinitramfs", time.monotonic() - start)
+
+
+def _newc_member(name: str, mode: int, data: bytes) -> bytes:
+    """One member of a "newc" cpio archive (root-owned), padded to 4 bytes."""
+    fields = (0, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(name) + 1, 0)
+    head = b"070701" + b"".join(b"%08X" % f for f in fields) + name.encode() + b"\0"
+    head += b"\0" * (-len(head) % 4)
+    return head + data + b"\0" * (-len(data) % 4)
+
+
+def initramfs_member(image: Path, name: str) -> bytes:
+    """The content of NAME in a zstd-compressed newc initramfs (mkinitramfs' with COMPRESS=zstd)."""
+    raw = image.read_bytes()
+    start = raw.find(b"\x28\xb5\x2f\xfd")
+    data = subprocess.run(
+        ["zstd", "-dc"], input=raw[start:], capture_output=True, timeout=120, check=True
+    ).stdout
+    pos = 0
+    while data.startswith(b"070701", pos):
+        size, namesize = int(data[pos + 54 : pos + 62], 16), int(data[pos + 94 : pos + 102], 16)
+        member = data[pos + 110 : pos + 110 + namesize - 1].decode()
+        body = pos + 110 + namesize + (-(110 + namesize) % 4)
+        if member == name:
+            return data[body : body + size]
+        pos = body + size + (-size % 4)
+    raise RuntimeError(f"{name} is not in {image}")
+
+
+def with_overlay(base: Path, files: dict[str, bytes], out: Path) -> Path:
+    """BASE with an uncompressed cpio appended whose FILES (mode 0600) replace BASE's.
+
+    The kernel unpacks concatenated archives in order, a later member overwriting an earlier
+    one; an archive must start 4-byte aligned, and zero bytes between archives are skipped.
+    """
+    raw = base.read_bytes()
+    members = b"".join(_newc_member(n, 0o100600, d) for n, d in files.items())
+    out.write_bytes(raw + b"\0" * (-len(raw) % 4) + members + _newc_member("TRAILER!!!", 0, b""))
+    return out
 
 
 # --------------------------------------------------------------------------- reference client
@@ -541,18 +602,24 @@ def ensure_trixie_guest() -> tuple[Path, Kernel]:
             if final.exists():
                 shutil.rmtree(final)
             tmp.rename(final)
-        (release,) = [p.name for p in (final / "lib" / "modules").iterdir()]
-        kdir = cache_dir() / "kernel-trixie" / release
+        return final, _kernel_from_chroot(final)
+
+
+def _kernel_from_chroot(root: Path) -> Kernel:
+    """The kernel apt installed in ``root``: vmlinux unpacked and boot files copied (cached)."""
+    (release,) = [p.name for p in (root / "lib" / "modules").iterdir()]
+    kdir = cache_dir() / "kernel-trixie" / release
+    with locked("kernel-trixie"):
         if not (kdir / "vmlinux").exists():
             tmp = _fresh(kdir)
             (tmp / "boot").mkdir(parents=True)
             for name in (f"config-{release}", f"System.map-{release}"):
-                shutil.copy2(final / "boot" / name, tmp / "boot" / name)
-            vmlinuz = (final / "boot" / f"vmlinuz-{release}").read_bytes()
+                shutil.copy2(root / "boot" / name, tmp / "boot" / name)
+            vmlinuz = (root / "boot" / f"vmlinuz-{release}").read_bytes()
             (tmp / "vmlinux").write_bytes(extract_vmlinux_zstd(vmlinuz))
             kdir.parent.mkdir(parents=True, exist_ok=True)
             tmp.rename(kdir)
-        return final, Kernel(release, kdir / "vmlinux", kdir)
+    return Kernel(release, kdir / "vmlinux", kdir)
 
 
 def host_python_like(root: Path) -> str | None:
@@ -573,3 +640,81 @@ def host_python_like(root: Path) -> str | None:
         if check.returncode == 0 and check.stdout.strip() == version:
             return candidate
     return None
+
+
+#: dracut as the initramfs builder, with systemd in the initramfs (Debian 13's dracut).
+DRACUT_CHROOT_PACKAGES: Final = (
+    "dracut", "dracut-network", "systemd", "systemd-cryptsetup", "cryptsetup-bin", "udev",
+    "kmod", "zstd", "python3", "python3-venv", "libgnutls30t64", "gpg", "gpg-agent",
+    "linux-image-amd64", "iproute2",
+)  # fmt: skip
+
+
+def dracut_chroot_recipe() -> str:
+    """What the cached dracut guest chroot is made of; a change rebuilds it."""
+    return "\n".join([TRIXIE, MIRROR, *DRACUT_CHROOT_PACKAGES, *GUEST_MODULES, "v1"])
+
+
+def ensure_dracut_guest() -> tuple[Path, Kernel]:
+    """A trixie chroot with dracut instead of initramfs-tools, and its kernel (cached)."""
+    with locked("chroot-dracut"):
+        digest = hashlib.sha256(dracut_chroot_recipe().encode()).hexdigest()[:12]
+        final = cache_dir() / f"chroot-dracut-{digest}"
+        if not (final / ".complete").exists():
+            tmp = _fresh(final)
+            run(["mmdebstrap", "--variant=minbase", f"--include={','.join(DRACUT_CHROOT_PACKAGES)}",
+                 "--dpkgopt=force-confdef", "--dpkgopt=force-confold",
+                 TRIXIE, tmp, MIRROR], timeout=1800)  # fmt: skip
+            for unused in (tmp / "boot").glob("initrd.img-*"):
+                unused.unlink()
+            (tmp / "etc" / "fstab").write_text(f"/dev/mapper/{MAPPER_NAME} / ext4 ro 0 1\n")
+            (tmp / ".complete").write_text(dracut_chroot_recipe())
+            if final.exists():
+                shutil.rmtree(final)
+            tmp.rename(final)
+        return final, _kernel_from_chroot(final)
+
+
+#: dracut settings for the guest: host-only (the module holds this host's keys), no host
+#: command line, systemd and its cryptsetup, network from ip= (network-legacy).
+DRACUT_CONF: Final = (
+    'hostonly="yes"\nhostonly_cmdline="no"\ncompress="zstd"\n'
+    'add_dracutmodules+=" systemd crypt systemd-cryptsetup systemd-networkd "\n'
+    f'add_drivers+=" {" ".join(GUEST_MODULES)} "\n'
+)
+#: What the client gets in the guest: the guestfwd server, quick retries, progress on the console.
+DRACUT_CLIENT_DROPIN: Final = (
+    '[Service]\nEnvironment="MANDOS_CLIENT_OPTIONS=--connect=10.0.2.100:1234 '
+    f'--retry={CLIENT_RETRY} --debug"\n'
+)
+
+
+def build_dracut_initramfs(
+    root: Path, kernel: Kernel, keys: ClientKeys, out: Path, *, host_python: str
+) -> Initramfs:
+    """Install our package and dracut module into the chroot, then run Debian's dracut."""
+    start = time.monotonic()
+    env = dict(os.environ, MANDOS_HOST_PYTHON=host_python)
+    with locked("chroot-dracut"):
+        run(["bash", REPO / "integration" / "install", "--root", root, "--client-only"],
+            timeout=900, env=env)  # fmt: skip
+        install_keys(root, keys, "")
+        dropins = root / "etc" / "systemd" / "system" / "ask-password-mandos.service.d"
+        dropins.mkdir(parents=True, exist_ok=True)
+        (dropins / "vm.conf").write_text(DRACUT_CLIENT_DROPIN)
+        (root / "etc" / "dracut.conf.d" / "90-mandos-vm.conf").write_text(DRACUT_CONF)
+        inside = Path("/tmp") / out.name
+        # Host-only needs /sys, /dev and /run: bound in a private mount namespace.
+        enter = (
+            'set -e; r="$0"; for d in proc sys dev; do mount --bind "/$d" "$r/$d"; done; '
+            'mount -t tmpfs tmpfs "$r/run"; exec chroot "$r" "$@"'
+        )
+        run(["unshare", "--mount", "--propagation", "private", "sh", "-c", enter, root,
+             "dracut", "--force", "--kver", kernel.release, inside], timeout=900)  # fmt: skip
+        shutil.move(root / str(inside).lstrip("/"), out)
+    return Initramfs(out, "dracut", time.monotonic() - start)
+
+
+def luks_uuid(disk: Path) -> str:
+    """The LUKS header's UUID (for rd.luks.name=)."""
+    return run(["cryptsetup", "luksUUID", disk]).strip()

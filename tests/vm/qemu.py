@@ -25,7 +25,7 @@ from typing import Final
 GUEST_SERVER: Final = "10.0.2.100"
 GUEST_PORT: Final = 1234
 GUEST_IP: Final = "10.0.2.15"
-QEMU_TIMEOUT: Final = 240.0
+QEMU_TIMEOUT: Final = 480.0
 
 
 @dataclass(frozen=True)
@@ -118,10 +118,12 @@ class Guest:
             os.killpg(self.process.pid, signal.SIGKILL)
 
 
-def qemu_argv(files: BootFiles, cmdline: str, net: Sequence[str], console: Path) -> list[str]:
+def qemu_argv(
+    files: BootFiles, cmdline: str, net: Sequence[str], console: Path, limit: float = QEMU_TIMEOUT
+) -> list[str]:
     """The QEMU command line: TCG, PVH boot of vmlinux, virtio disk with snapshot=on."""
     return [
-        "timeout", "-k", "5", str(int(QEMU_TIMEOUT)),
+        "timeout", "-k", "5", str(int(limit)),
         "qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-m", "512", "-smp", "1",
         "-M", "pc", "-nodefaults", "-no-reboot", "-display", "none", "-vga", "none",
         "-kernel", str(files.vmlinux), "-initrd", str(files.initrd),
@@ -140,9 +142,13 @@ def boot(
     console: Path,
     *,
     prefix: Sequence[str] = (),
+    limit: float = QEMU_TIMEOUT,
 ) -> Iterator[Guest]:
-    """Start QEMU (optionally under ``prefix``, e.g. ``ip netns exec NS``); always stop it."""
-    argv = [*prefix, *qemu_argv(files, cmdline, net, console)]
+    """Start QEMU (optionally under ``prefix``, e.g. ``ip netns exec NS``); always stop it.
+
+    ``limit``: seconds after which ``timeout`` ends QEMU whatever happens.
+    """
+    argv = [*prefix, *qemu_argv(files, cmdline, net, console, limit)]
     log = console.with_suffix(".qemu.log")
     with log.open("wb") as out:
         process = subprocess.Popen(

@@ -17,6 +17,7 @@ import pytest
 
 from tests.server.ourserver import our_server
 from tests.vm import build, qemu
+from tests.vm.conftest import vm_image
 from tests.vm.test_boot import BOOT_TIMEOUT, PROMPT, _missing_tools, clients_conf
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow, pytest.mark.timeout(1800)]
@@ -32,7 +33,15 @@ class Trixie:
 
 
 @pytest.fixture(scope="module")
-def trixie(tmp_path_factory: pytest.TempPathFactory) -> Trixie:
+def trixie(vm_images: dict[str, object]) -> Trixie:
+    """Built by the session's ``vm_images`` (tests/vm/conftest.py), beside the other images."""
+    image = vm_image(vm_images, "trixie")
+    assert isinstance(image, Trixie)
+    return image
+
+
+def make_trixie(work: Path) -> Trixie:
+    """The trixie chroot and kernel (cached) and an initramfs with our hook (in ``work``)."""
     missing = _missing_tools()
     if missing:
         pytest.skip(f"trixie VM test needs {', '.join(missing)}")
@@ -44,7 +53,7 @@ def trixie(tmp_path_factory: pytest.TempPathFactory) -> Trixie:
     keys = build.ensure_keys()
     disk = build.ensure_disk(keys)
     t1 = time.monotonic()
-    out = tmp_path_factory.mktemp("vm-trixie") / "initrd.img"
+    out = work / "initrd.img"
     initrd = build.build_initramfs(
         root, kernel, keys, out, lock="chroot-trixie", host_python=python313
     )

@@ -90,8 +90,9 @@ def test_crypttab_written_by_bind_boots(
 ) -> None:
     """bind's crypttab edit in a real initramfs: it boots unattended.
 
-    A copy of the cached chroot names the root by UUID in its crypttab (no options); bind adds
-    ``initramfs`` there, and Debian's mkinitramfs builds the image from that copy. (Adding
+    The cached chroot, made writable by an overlay (``build.chroot_overlay``) instead of a copy,
+    names the root by UUID in its crypttab (no options); bind adds ``initramfs`` there, and
+    Debian's mkinitramfs builds the image from it. (Adding
     ``keyscript=plugin-runner`` instead failed here: cryptsetup passes the keyscript "none".)
     """
     disk = tmp_path / "disk.img"
@@ -99,11 +100,9 @@ def test_crypttab_written_by_bind_boots(
     uuid = subprocess.run(
         ["cryptsetup", "luksUUID", str(disk)], capture_output=True, text=True, check=True
     ).stdout.strip()
-    root = tmp_path / "chroot"
-    try:
+    cached = build.ensure_chroot(build.ensure_kernel())  # takes the chroot lock itself
+    with build.chroot_overlay(cached, tmp_path / "overlay", "chroot") as root:
         _bind_in_chroot_and_boot(vm_setup, disk, uuid, root, tmp_path)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)  # 700 MB
 
 
 def _bind_in_chroot_and_boot(
@@ -113,9 +112,6 @@ def _bind_in_chroot_and_boot(
     root: Path,
     tmp_path: Path,
 ) -> None:
-    cached = build.ensure_chroot(build.ensure_kernel())  # takes the chroot lock itself
-    with build.locked("chroot"):  # no build changes it while it is copied
-        subprocess.run(["cp", "-a", str(cached), str(root)], check=True, timeout=600)
     crypttab = root / "etc" / "crypttab"
     crypttab.write_text(f"{build.MAPPER_NAME} UUID={uuid} none luks\n")
     keydir = tmp_path / "keys"
@@ -131,9 +127,9 @@ def _bind_in_chroot_and_boot(
     assert bind.returncode == 0, bind.stderr
     assert crypttab.read_text() == f"{build.MAPPER_NAME} UUID={uuid} none luks,initramfs\n"
     initrd = build.build_initramfs(
-        root, build.ensure_kernel(), vm_setup.keys, tmp_path / "initrd.img"
+        root, build.ensure_kernel(), vm_setup.keys, tmp_path / "initrd.img", lock="chroot-overlay"
     ).path
-    setup = VmSetup(qemu.BootFiles(vm_setup.files.vmlinux, initrd, disk), vm_setup.keys, "copy")
+    setup = VmSetup(qemu.BootFiles(vm_setup.files.vmlinux, initrd, disk), vm_setup.keys, "overlay")
     with our_server("") as server:
         serve(server, section.read_text())
         at = boot_unattended(setup, disk, server, tmp_path / "console.log")

@@ -21,7 +21,7 @@ from mandos.keygen import main as keygen
 from tests.ports import free_port
 from tests.server.ourserver import our_server
 from tests.vm import build, qemu
-from tests.vm.test_boot import BOOT_TIMEOUT, PROMPT, VmSetup, _missing_tools
+from tests.vm.test_boot import BOOT_TIMEOUT, PROMPT, VmSetup
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow, pytest.mark.timeout(1500)]
 
@@ -36,18 +36,29 @@ RUNNER_CONF = (
 )
 
 
+#: Where Debian's initramfs-tools hook puts plugin-runner.conf in the image.
+IMAGE_RUNNER_CONF = "conf/conf.d/mandos/plugin-runner.conf"
+
+
 @pytest.fixture(scope="module")
-def threshold_setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[VmSetup, list[str]]:
-    """The usual kernel, keys and disk; an initramfs told three servers; three share sections."""
-    missing = _missing_tools()
-    if missing:
-        pytest.skip(f"VM test needs {', '.join(missing)} (scripts/install-deps)")
-    kernel = build.ensure_kernel()
-    keys = build.ensure_keys()
-    disk = build.ensure_disk(keys)
-    root = build.ensure_chroot(kernel)
+def threshold_setup(
+    vm_setup: VmSetup,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[VmSetup, list[str]]:
+    """The session's kernel, keys, disk and initramfs, told three servers; three share sections.
+
+    Only plugin-runner.conf differs from the session's image (made by mkinitramfs with our
+    hook), so instead of a second mkinitramfs run the new file goes in a small cpio appended
+    to that image, which the kernel unpacks over the first.
+    """
+    keys = vm_setup.keys
     base = tmp_path_factory.mktemp("vm-threshold")
-    initrd = build.build_initramfs(root, kernel, keys, base / "initrd.img", runner_conf=RUNNER_CONF)
+    conf = build.initramfs_member(vm_setup.files.initrd, IMAGE_RUNNER_CONF).decode()
+    assert conf.endswith(build.CLIENT_RUNNER_CONF), conf
+    conf = conf.removesuffix(build.CLIENT_RUNNER_CONF) + RUNNER_CONF
+    initrd = build.with_overlay(
+        vm_setup.files.initrd, {IMAGE_RUNNER_CONF: conf.encode()}, base / "initrd.img"
+    )
     passfile = base / "passphrase"
     passfile.write_bytes(keys.passphrase)
     argv = ["--dir", str(keys.keydir), "--passfile", str(passfile), "-S", "--name", "client",
@@ -55,7 +66,8 @@ def threshold_setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[VmSetup, 
     with contextlib.redirect_stdout(io.StringIO()):
         assert keygen.main(argv) == 0
     sections = sorted((base / "shares").glob("*.share-*.conf"))
-    setup = VmSetup(qemu.BootFiles(kernel.vmlinux, initrd.path, disk), keys, initrd.builder)
+    setup = VmSetup(qemu.BootFiles(vm_setup.files.vmlinux, initrd, vm_setup.files.disk), keys,
+                    "mkinitramfs+overlay")  # fmt: skip
     return setup, [p.read_text() + "checker = true\n" for p in sections]
 
 
@@ -85,38 +97,47 @@ def up(sections: list[str], which: tuple[int, ...]) -> Iterator[tuple[list[int],
         yield ports, logs
 
 
-def test_two_of_three_with_one_stopped_boots(
-    threshold_setup: tuple[VmSetup, list[str]], tmp_path: Path
-) -> None:
+@pytest.fixture(scope="module")
+def guests(
+    threshold_setup: tuple[VmSetup, list[str]], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, tuple[qemu.Guest, list[Path]]]]:
+    """Both scenarios' servers and guests, started at once (each guest has its own servers);
+    each test watches its own guest. The locked one is stopped by its test."""
     setup, sections = threshold_setup
-    with (
-        up(sections, (0, 2)) as (ports, logs),
-        qemu.boot(setup.files, CMDLINE, netdev(ports), tmp_path / "console.log") as guest,
-    ):
-        unlocked = guest.wait_for("cryptroot: set up successfully", BOOT_TIMEOUT)
-        marker = guest.wait_for(build.ROOT_MARKER, BOOT_TIMEOUT)
-        assert all("Sending secret to" in log.read_text() for log in logs)
-        guest.wait_exit(60)
-        print(
-            f"\nvm(threshold 2/3, one stopped): unlocked at {unlocked:.1f} s, root {marker:.1f} s"
-        )
+    base = tmp_path_factory.mktemp("vm-threshold-guests")
+    with contextlib.ExitStack() as stack:
+        running = {}
+        for name, which in (("two stopped", (1,)), ("one stopped", (0, 2))):
+            ports, logs = stack.enter_context(up(sections, which))
+            console = base / f"{name.replace(' ', '-')}.console"
+            guest = stack.enter_context(qemu.boot(setup.files, CMDLINE, netdev(ports), console))
+            running[name] = (guest, logs)
+        yield running
 
 
 def test_two_of_three_with_two_stopped_stays_at_the_prompt(
-    threshold_setup: tuple[VmSetup, list[str]], tmp_path: Path
+    guests: dict[str, tuple[qemu.Guest, list[Path]]],
 ) -> None:
-    setup, sections = threshold_setup
-    with (
-        up(sections, (1,)) as (ports, logs),
-        qemu.boot(setup.files, CMDLINE, netdev(ports), tmp_path / "console.log") as guest,
-    ):
-        prompt = guest.wait_for(PROMPT, BOOT_TIMEOUT)
-        deadline = time.monotonic() + BOOT_TIMEOUT
-        while "Sending secret to" not in logs[0].read_text() and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert "Sending secret to" in logs[0].read_text()  # its share went out...
-        time.sleep(3 * float(build.CLIENT_RETRY))  # ...and the client keeps asking the others
-        text = guest.text()
-        assert "set up successfully" not in text
-        assert build.ROOT_MARKER not in text
-        print(f"\nvm(threshold 2/3, two stopped): prompt at {prompt:.1f} s, still locked")
+    guest, logs = guests["two stopped"]
+    prompt = guest.wait_for(PROMPT, BOOT_TIMEOUT)
+    deadline = time.monotonic() + BOOT_TIMEOUT
+    while "Sending secret to" not in logs[0].read_text() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert "Sending secret to" in logs[0].read_text()  # its share went out...
+    time.sleep(3 * float(build.CLIENT_RETRY))  # ...and the client keeps asking the others
+    text = guest.text()
+    assert "set up successfully" not in text
+    assert build.ROOT_MARKER not in text
+    guest.stop()
+    print(f"\nvm(threshold 2/3, two stopped): prompt at {prompt:.1f} s, still locked")
+
+
+def test_two_of_three_with_one_stopped_boots(
+    guests: dict[str, tuple[qemu.Guest, list[Path]]],
+) -> None:
+    guest, logs = guests["one stopped"]
+    unlocked = guest.wait_for("cryptroot: set up successfully", BOOT_TIMEOUT)
+    marker = guest.wait_for(build.ROOT_MARKER, BOOT_TIMEOUT)
+    assert all("Sending secret to" in log.read_text() for log in logs)
+    guest.wait_exit(60)
+    print(f"\nvm(threshold 2/3, one stopped): unlocked at {unlocked:.1f} s, root {marker:.1f} s")

@@ -38,13 +38,23 @@ installkernel() {
     instmods =drivers/net ipv6
 }
 
+_mandos_libs() {
+    # The shared libraries FILE loads (ldd lists them all, indirect ones included).
+    ldd "$1" 2>/dev/null | sed -n 's|.*=> \(/[^ ]*\) .*|\1|p'
+}
+
 _mandos_python() {
-    local f
+    local f libs=()
     "$MANDOS_PYTHON" -I "$(_mandos_libdir)/python-files" "$initdir" > "$initdir/.mandos-exec-list"
     while read -r f; do
-        inst_binary "$f" "$f" || inst_library "$f" "$f"
+        inst "$f" "$f"
+        libs+=($(_mandos_libs "$f"))
     done < "$initdir/.mandos-exec-list"
     rm -f "$initdir/.mandos-exec-list"
+    # dracut-install follows the libraries of executable files only, and Python's extension
+    # modules and libgnutls are 0644: without this, _ctypes finds no libffi in the image and
+    # libgnutls none of nettle, hogweed, tasn1... (found by booting a dracut image).
+    [ ${#libs[@]} -eq 0 ] || inst_multiple $(printf '%s\n' "${libs[@]}" | sort -u)
 }
 
 _mandos_ids() {

@@ -13,12 +13,17 @@ Rules of this module:
    imported when gpg runs: the client's usual pysequoia path does not pay for it.
 4. Every failure becomes DecryptError with one line; no key or secret bytes ever reach a
    message or a log line.
+5. Run with real ids that are not root under an effective root (password-agent starts
+   mandos-client so, as the reference does), gpg would drop to the real user by itself
+   (libgcrypt takes that for a set-user-ID install) in a home it cannot write: the home is
+   then the real user's, and every gpg program runs as the real user from the start.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -39,6 +44,14 @@ _PKESK_V3: Final = 3
 # --------------------------------------------------------------------------- gpg home
 
 
+def _as_real_user() -> dict[str, Any]:
+    """Popen arguments running gpg as the real user under an effective root (rule 5), or none."""
+    uid, gid = os.getuid(), os.getgid()
+    if os.geteuid() != 0 or uid == 0:
+        return {}
+    return {"user": uid, "group": gid, "extra_groups": []}
+
+
 @contextlib.contextmanager
 def gpg_home(prefix: str = "mandos-gpg-") -> Iterator[Path]:
     """A private (0700) temporary GnuPG home; its agent is killed and the directory removed."""
@@ -47,6 +60,9 @@ def gpg_home(prefix: str = "mandos-gpg-") -> Iterator[Path]:
     import tempfile
 
     home = Path(tempfile.mkdtemp(prefix=prefix))
+    real = _as_real_user()
+    if real:
+        os.chown(home, real["user"], real["group"])
     try:
         yield home
     finally:
@@ -64,6 +80,7 @@ def gpg_home(prefix: str = "mandos-gpg-") -> Iterator[Path]:
                         stderr=subprocess.DEVNULL,
                         timeout=30,
                         check=False,
+                        **real,
                     )
         shutil.rmtree(home, ignore_errors=True)
 
@@ -85,8 +102,13 @@ def run_gpg(
         raise error(f"{what}: gpg is not installed")
     argv = [gpg, *GPG_BATCH, "--homedir", str(home), *args]
     try:
-        done = subprocess.run(  # noqa: S603 - fixed argv, no shell
-            argv, input=stdin, capture_output=True, timeout=_GPG_TIMEOUT, check=False
+        done: subprocess.CompletedProcess[bytes] = subprocess.run(  # noqa: S603 - fixed argv
+            argv,
+            input=stdin,
+            capture_output=True,
+            timeout=_GPG_TIMEOUT,
+            check=False,
+            **_as_real_user(),
         )
     except subprocess.TimeoutExpired:
         raise error(f"{what}: gpg timed out") from None
