@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import enum
 import logging
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import ModuleType
 
 from mandos.core import shares
 from mandos.core.errors import ShareError
@@ -41,6 +43,25 @@ class Done:
 Verdict = Done | Next
 
 
+def _slip39() -> ModuleType:
+    """adapters/slip39, imported only here: shamir-mnemonic is for threshold setups.
+
+    Its import pulls in hashlib, which loads OpenSSL's libcrypto (about 6 ms and 3.4 MiB) for
+    a PBKDF2 we never call (adapters/slip39.py, rule 1). None in sys.modules makes hashlib use
+    Python's own SHA-256, as it does in the initramfs, which has no OpenSSL.
+    """
+    if "hashlib" in sys.modules or "_hashlib" in sys.modules:
+        from mandos.adapters import slip39
+
+        return slip39
+    sys.modules["_hashlib"] = None  # type: ignore[assignment]
+    try:
+        from mandos.adapters import slip39
+    finally:
+        del sys.modules["_hashlib"]
+    return slip39
+
+
 class Judge:
     """Turns decrypted payloads, server by server, into the password."""
 
@@ -55,9 +76,7 @@ class Judge:
             return Next.RETRY
         if not shares.is_share(payload.reveal()):
             return Done(payload)
-        # Only here: shamir-mnemonic is for threshold setups (client start-up, initramfs).
-        from mandos.adapters import slip39
-
+        slip39 = _slip39()
         try:
             share = shares.parse(payload.reveal())
             slip39.verify(share)
