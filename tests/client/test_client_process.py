@@ -259,7 +259,8 @@ async def test_opens_a_real_luks2_image(keyset: KeySet, tmp_path: Path) -> None:
 async def test_connect_path_imports_no_zeroconf(keyset: KeySet) -> None:
     """With --connect, neither zeroconf nor asyncio (nor D-Bus, textual) is imported: fast start.
 
-    Nor hashlib: it loads OpenSSL's libcrypto, 3.4 MiB of the client's peak RSS.
+    Nor hashlib: it loads OpenSSL's libcrypto, 3.4 MiB of the client's peak RSS. Nor
+    shamir-mnemonic: one server cannot make a threshold.
     """
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-X", "importtime", "-c", CLIENT, "--connect=127.0.0.1:9", *keyset.args(),
@@ -279,7 +280,17 @@ async def test_connect_path_imports_no_zeroconf(keyset: KeySet) -> None:
         m
         for m in imported
         if m.split(".")[0]
-        in {"zeroconf", "ifaddr", "dbus_fast", "textual", "asyncio", "ssl", "hashlib", "_hashlib"}
+        in {
+            "zeroconf",
+            "ifaddr",
+            "dbus_fast",
+            "textual",
+            "asyncio",
+            "ssl",
+            "hashlib",
+            "_hashlib",
+            "shamir_mnemonic",
+        }
     }
     assert not heavy
     assert "mandos.client.discovery" not in imported

@@ -26,3 +26,26 @@ def test_a_share_is_judged_without_libcrypto() -> None:
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     assert done.stdout.split() == ["False", "True"], done.stderr
+
+
+PRELOAD = """
+import sys
+from mandos.client import threshold
+{setup}
+threshold.preload_share_modules().join()
+print("mandos.adapters.slip39" in sys.modules, "libcrypto" in open("/proc/self/maps").read())
+"""
+
+
+def test_preload_imports_slip39_without_libcrypto() -> None:
+    """Several --connect: SLIP-39 is imported beside the first server's answer (first_round)."""
+    code = PRELOAD.format(setup="")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert (done.stdout.split(), done.stderr) == (["True", "False"], "")
+
+
+def test_preload_failing_leaves_no_traceback() -> None:
+    """shamir-mnemonic missing: the judgement reports it later; the thread prints nothing."""
+    code = PRELOAD.format(setup="sys.modules['shamir_mnemonic'] = None")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert (done.stdout.split(), done.stderr) == (["False", "False"], "")

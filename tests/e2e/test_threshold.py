@@ -180,5 +180,5 @@ def test_several_connects_race_without_zeroconf(ed25519_keys: OurKeys, tmp_path:
     imported = {ln.split(b"|")[-1].strip().decode() for ln in err.splitlines()
                 if ln.startswith(b"import time")}  # fmt: skip
     assert {"asyncio", "mandos.client.race"} <= imported
-    assert not {m for m in imported if m.split(".")[0] in {"zeroconf", "ifaddr", "shamir_mnemonic"}}
+    assert not {m for m in imported if m.split(".")[0] in {"zeroconf", "ifaddr"}}
     assert "_ssl" not in imported  # asyncio needs ssl only for its own TLS (client/main.py)

@@ -30,7 +30,7 @@ from mandos.client import args as cli
 from mandos.client import network
 from mandos.client.args import PROG, ClientOptions, ConnectTarget, Info
 from mandos.client.attempt import SockAddr, Timeouts, fetch_blocking, fetch_on, spoken
-from mandos.client.threshold import Done, Judge, Next
+from mandos.client.threshold import Done, Judge, Next, preload_share_modules
 from mandos.core.errors import (
     EX_IOERR,
     EX_SOFTWARE,
@@ -221,6 +221,7 @@ def first_round(opts: ClientOptions, keys: Keys, stagger: float = FIRST_ROUND_ST
     its answer, is left for the race. When no server is left to speak (or --deadline passed)
     without the password, the asyncio race goes on from there, with the shares kept.
     """
+    preload_share_modules()
     judge = Judge(lambda label, blob: _decrypt(label, blob, keys))
     found = FirstRound(judge)
     targets = [_connect_target(c) for c in opts.connects]

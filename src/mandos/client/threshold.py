@@ -12,9 +12,11 @@ Rules of this module:
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
@@ -60,6 +62,26 @@ def _slip39() -> ModuleType:
     finally:
         del sys.modules["_hashlib"]
     return slip39
+
+
+def preload_share_modules() -> threading.Thread:
+    """Import what judging a share needs in a thread, while the first server answers.
+
+    Several --connect usually mean a threshold: the first share's judgement would import
+    SLIP-39 between two servers' answers; imported beside the network waits, it is ready by
+    then. A plain secret does not wait for it (a daemon thread). A failing import is left for
+    the judgement to report, in one line.
+    """
+
+    def load() -> None:
+        with contextlib.suppress(Exception):
+            from mandos.adapters import openpgp  # noqa: F401
+
+            _slip39()
+
+    thread = threading.Thread(target=load, name="preload", daemon=True)
+    thread.start()
+    return thread
 
 
 class Judge:
