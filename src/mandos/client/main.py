@@ -30,6 +30,7 @@ from mandos.client import args as cli
 from mandos.client import network
 from mandos.client.args import PROG, ClientOptions, ConnectTarget, Info
 from mandos.client.attempt import SockAddr, Timeouts, fetch_blocking, fetch_on, spoken
+from mandos.client.imports import without
 from mandos.client.threshold import Done, Judge, Next, preload_share_modules
 from mandos.core.errors import (
     EX_IOERR,
@@ -346,21 +347,6 @@ def _run(opts: ClientOptions, keys: Keys, stopper: _Stopper) -> int | None:
         network.run_hooks("stop", opts)
 
 
-def _load_asyncio_without_ssl() -> None:
-    """Import asyncio without ssl, which it needs only for TLS transports (ours is GnuTLS).
-
-    ssl is a third of asyncio's import time. None in sys.modules makes ``import ssl`` fail,
-    which asyncio allows for (a Python built without ssl); ssl stays importable afterwards.
-    """
-    if "asyncio" in sys.modules or "ssl" in sys.modules:
-        return
-    sys.modules["ssl"] = None  # type: ignore[assignment]
-    try:
-        import asyncio  # noqa: F401
-    finally:
-        del sys.modules["ssl"]
-
-
 def _discover(
     opts: ClientOptions,
     keys: Keys,
@@ -369,8 +355,9 @@ def _discover(
     first: FirstRound | None = None,
 ) -> Secret:
     """The race under asyncio (Zeroconf, or several --connect); a stop signal cancels it."""
-    _load_asyncio_without_ssl()
-    import asyncio
+    # asyncio needs ssl only for its own TLS transports (ours is GnuTLS): a third of its import.
+    with without("ssl", user="asyncio"):
+        import asyncio
 
     try:
         return asyncio.run(_main_task(opts, keys, interfaces, stopper, first))

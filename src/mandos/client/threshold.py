@@ -15,12 +15,12 @@ from __future__ import annotations
 import contextlib
 import enum
 import logging
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 
+from mandos.client.imports import without
 from mandos.core import shares
 from mandos.core.errors import ShareError
 from mandos.core.values import Secret
@@ -48,19 +48,12 @@ Verdict = Done | Next
 def _slip39() -> ModuleType:
     """adapters/slip39, imported only here: shamir-mnemonic is for threshold setups.
 
-    Its import pulls in hashlib, which loads OpenSSL's libcrypto (about 6 ms and 3.4 MiB) for
-    a PBKDF2 we never call (adapters/slip39.py, rule 1). None in sys.modules makes hashlib use
-    Python's own SHA-256, as it does in the initramfs, which has no OpenSSL.
+    Its import pulls in hashlib, which would load OpenSSL's libcrypto (about 6 ms and 3.4 MiB)
+    for a PBKDF2 we never call (adapters/slip39.py, rule 1): without it hashlib uses Python's
+    own SHA-256, as it does in the initramfs, which has no OpenSSL.
     """
-    if "hashlib" in sys.modules or "_hashlib" in sys.modules:
+    with without("_hashlib", user="hashlib"):
         from mandos.adapters import slip39
-
-        return slip39
-    sys.modules["_hashlib"] = None  # type: ignore[assignment]
-    try:
-        from mandos.adapters import slip39
-    finally:
-        del sys.modules["_hashlib"]
     return slip39
 
 
