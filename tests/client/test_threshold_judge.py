@@ -33,19 +33,43 @@ import sys
 from mandos.client import threshold
 {setup}
 threshold.preload_share_modules().join()
-print("mandos.adapters.slip39" in sys.modules, "libcrypto" in open("/proc/self/maps").read())
+print("mandos.adapters.slip39" in sys.modules, "pysequoia" in sys.modules,
+      "libcrypto" in open("/proc/self/maps").read())
 """
 
 
-def test_preload_imports_slip39_without_libcrypto() -> None:
-    """Several --connect: SLIP-39 is imported beside the first server's answer (first_round)."""
+def test_preload_imports_slip39_and_pysequoia_without_libcrypto() -> None:
+    """Several --connect: SLIP-39 and the decrypting engine are imported in a thread."""
     code = PRELOAD.format(setup="")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert (done.stdout.split(), done.stderr) == (["True", "False"], "")
+    assert (done.stdout.split(), done.stderr) == (["True", "True", "False"], "")
 
 
 def test_preload_failing_leaves_no_traceback() -> None:
     """shamir-mnemonic missing: the judgement reports it later; the thread prints nothing."""
     code = PRELOAD.format(setup="sys.modules['shamir_mnemonic'] = None")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert (done.stdout.split(), done.stderr) == (["False", "False"], "")
+    assert (done.stdout.split(), done.stderr) == (["False", "True", "False"], "")
+
+
+OPEN_THEN_COLLECT = """
+import sys
+from mandos.client.threshold import Judge, Next
+from mandos.core.shares import Share
+from mandos.core.values import Secret
+judge = Judge(lambda label, blob: Secret(blob))
+share = judge.open("a", bytes.fromhex(sys.argv[1]))
+print(isinstance(share, Share), "mandos.adapters.slip39" in sys.modules)
+print(judge.collect("a", share) is Next.FINISHED)
+"""
+
+
+def test_open_reads_a_share_without_slip39_and_collect_keeps_it() -> None:
+    """The first round's two steps: open() needs no SLIP-39 (the next server's payload is
+    fetched meanwhile); collect() checks the share and keeps it."""
+    payload = slip39.make_shares(b"passphrase", 2, 3, bytes(16))[1]
+    done = subprocess.run(
+        [sys.executable, "-c", OPEN_THEN_COLLECT, payload.hex()],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert done.stdout.split() == ["True", "False", "True"], done.stderr

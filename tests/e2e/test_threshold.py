@@ -43,6 +43,21 @@ def test_all_three_up_unlocks(ed25519_keys: OurKeys, sections: list[str], tmp_pa
     assert b"completes the set" in done.stderr
 
 
+def test_the_second_share_is_fetched_before_the_first_is_checked(
+    ed25519_keys: OurKeys, sections: list[str], tmp_path: Path
+) -> None:
+    """The first round takes the next server's payload while SLIP-39 may still be loading:
+    shares are checked (and logged as kept) once K of them are in hand."""
+    with servers(*(conf(s) for s in sections)) as running:
+        done = run_client(ed25519_keys, tmp_path, *connects(running))
+    assert (done.returncode, done.stdout) == (0, PASSWORD), done.stderr.decode()
+    lines = done.stderr.decode().splitlines()
+    received = [i for i, line in enumerate(lines) if "; decrypting" in line]
+    kept = [i for i, line in enumerate(lines) if "; 1 of 2" in line]
+    assert (len(received), len(kept)) == (2, 1), lines
+    assert received[1] < kept[0], lines
+
+
 def imported(stderr: bytes) -> set[str]:
     """The modules -X importtime (PYTHONPROFILEIMPORTTIME) lists in ``stderr``."""
     return {ln.split(b"|")[-1].strip().decode() for ln in stderr.splitlines()

@@ -167,6 +167,12 @@ def gpg_decrypt(
         )
 
 
+def load_engine() -> None:
+    """Import pysequoia now (a thread may, beside a network wait); nothing if it is missing."""
+    with contextlib.suppress(_SequoiaFailed):
+        _sequoia()
+
+
 def _sequoia() -> Any:
     try:
         import pysequoia

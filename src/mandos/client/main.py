@@ -43,6 +43,7 @@ from mandos.core.errors import (
     MandosError,
     UsageError,
 )
+from mandos.core.shares import Share
 from mandos.core.values import Secret
 from mandos.initramfs.argp import decimal
 from mandos.initramfs.process import STOP_SIGNALS, die_by_signal, write_all
@@ -222,7 +223,6 @@ def first_round(opts: ClientOptions, keys: Keys, stagger: float = FIRST_ROUND_ST
     its answer, is left for the race. When no server is left to speak (or --deadline passed)
     without the password, the asyncio race goes on from there, with the shares kept.
     """
-    preload_share_modules()
     judge = Judge(lambda label, blob: _decrypt(label, blob, keys))
     found = FirstRound(judge)
     targets = [_connect_target(c) for c in opts.connects]
@@ -232,6 +232,7 @@ def first_round(opts: ClientOptions, keys: Keys, stagger: float = FIRST_ROUND_ST
     step = min(stagger, opts.deadline)
     timeouts = Timeouts(connect=None, handshake=step, receive=step, bye=step)
     ready = spoken([(family, sockaddr) for _label, family, sockaddr in targets], until)
+    opened: list[tuple[str, Share]] = []  # shares in hand, not yet checked (threshold.py, 5)
     try:
         for index, sock in ready:
             label = targets[index][0]
@@ -240,15 +241,33 @@ def first_round(opts: ClientOptions, keys: Keys, stagger: float = FIRST_ROUND_ST
             except AttemptFailed as exc:  # the race asks it again if it is still needed
                 log.warning("%s: %s", label, exc)
                 continue
-            match judge.judge(label, blob):
+            match judge.open(label, blob):
                 case Done(secret):
                     found.secret = secret
                     return found
-                case Next.FINISHED:
-                    found.finished.add(label)
+                case Share() as share:
+                    opened.append((label, share))
+                case _:  # RETRY: the race asks it again
+                    continue
+            # Fewer than K: fetch the next one while the preload thread loads SLIP-39.
+            if len(opened) >= share.threshold and _collect(found, opened):
+                return found
     finally:
         ready.close()
+    _collect(found, opened)
     return found
+
+
+def _collect(found: FirstRound, opened: list[tuple[str, Share]]) -> bool:
+    """Check and keep the shares ``opened``, noting the password or the finished servers."""
+    for label, share in opened:
+        match found.judge.collect(label, share):
+            case Done(secret):
+                found.secret = secret
+            case Next.FINISHED:
+                found.finished.add(label)
+    opened.clear()
+    return found.secret is not None
 
 
 async def obtain_secret(
@@ -411,6 +430,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(texts[parsed]())
         return 0
     _setup_logging(parsed.debug)
+    if len(parsed.connects) > 1:  # a threshold, most likely (client/threshold.py)
+        preload_share_modules()
     try:
         keys = load_keys(parsed)
         status = _run(cli.resolve_hook_dir(parsed), keys, stopper)

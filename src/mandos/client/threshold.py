@@ -8,6 +8,8 @@ Rules of this module:
 3. A server whose share is kept (or is a duplicate) has nothing more to give: it is not asked
    again. A malformed or corrupt share, and a payload that does not decrypt, are retried.
 4. Log lines name servers, sets and share numbers; never share words or secret bytes.
+5. Judging is two steps, so that a caller may fetch the next share before SLIP-39 is loaded:
+   open() decrypts and reads the share's header; collect() checks its checksum and keeps it.
 """
 
 from __future__ import annotations
@@ -58,18 +60,20 @@ def _slip39() -> ModuleType:
 
 
 def preload_share_modules() -> threading.Thread:
-    """Import what judging a share needs in a thread, while the first server answers.
+    """Import what judging a share needs in a thread, from the moment the options are known.
 
-    Several --connect usually mean a threshold: the first share's judgement would import
-    SLIP-39 between two servers' answers; imported beside the network waits, it is ready by
-    then. A plain secret does not wait for it (a daemon thread). A failing import is left for
-    the judgement to report, in one line.
+    Several --connect usually mean a threshold: SLIP-39, and pysequoia to decrypt, would be
+    imported between two servers' answers; imported beside the loading of libgnutls and the
+    keys and the network waits (none of which hold the GIL), they are ready by then. A plain
+    secret does not wait for them (a daemon thread). A failing import is left for the
+    judgement to report, in one line.
     """
 
     def load() -> None:
         with contextlib.suppress(Exception):
-            from mandos.adapters import openpgp  # noqa: F401
+            from mandos.adapters import openpgp
 
+            openpgp.load_engine()
             _slip39()
 
     thread = threading.Thread(target=load, name="preload", daemon=True)
@@ -86,14 +90,27 @@ class Judge:
 
     def judge(self, label: str, blob: bytes) -> Verdict:
         """The verdict on what the server ``label`` sent (the still-encrypted ``blob``)."""
+        opened = self.open(label, blob)
+        return self.collect(label, opened) if isinstance(opened, shares.Share) else opened
+
+    def open(self, label: str, blob: bytes) -> Verdict | shares.Share:
+        """The first half of judge(), without SLIP-39: the password, RETRY, or a share whose
+        header reads well, for collect() to check and keep (rule 5)."""
         payload = self._decrypt(label, blob)
         if payload is None:
             return Next.RETRY
         if not shares.is_share(payload.reveal()):
             return Done(payload)
+        try:
+            return shares.parse(payload.reveal())
+        except ShareError as exc:
+            log.warning("%s: unusable share: %s", label, exc)
+            return Next.RETRY
+
+    def collect(self, label: str, share: shares.Share) -> Verdict:
+        """The second half of judge(): check ``share``'s checksum (SLIP-39) and keep it."""
         slip39 = _slip39()
         try:
-            share = shares.parse(payload.reveal())
             slip39.verify(share)
         except ShareError as exc:
             log.warning("%s: unusable share: %s", label, exc)
