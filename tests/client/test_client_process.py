@@ -294,3 +294,24 @@ async def test_connect_path_imports_no_zeroconf(keyset: KeySet) -> None:
     }
     assert not heavy
     assert "mandos.client.discovery" not in imported
+
+
+async def test_whole_connect_run_imports_no_dataclasses_or_pathlib(keyset: KeySet) -> None:
+    """A --connect run to the password, decryption included, imports neither dataclasses (with
+    inspect, ast, dis, tokenize: ~1.2 MiB of peak RSS) nor pathlib (with urllib.parse: ~0.6 MiB).
+    """
+    secret = keyset.pgp.encrypt(b"lean")
+    async with MandosPeer([Reply("secret", secret)]) as peer:
+        client = await start_client(
+            [f"--connect={peer.connect}", *keyset.args()], env={"PYTHONPROFILEIMPORTTIME": "1"}
+        )
+        try:
+            rc, out, err = await client.finish()
+        finally:
+            await client.stop()
+    assert (rc, out) == (0, b"lean"), err
+    imported = {
+        ln.split("|")[-1].strip() for ln in err.splitlines() if ln.startswith("import time")
+    }
+    assert {"mandos.client.attempt", "mandos.adapters.openpgp", "pysequoia"} <= imported
+    assert not {"dataclasses", "inspect", "pathlib", "urllib.parse"} & imported

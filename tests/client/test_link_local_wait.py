@@ -39,14 +39,19 @@ def test_wait_returns_once_dad_is_done() -> None:
         probe = textwrap.dedent("""
             import subprocess
             from pathlib import Path
-            from mandos.client.network import PROC_IF_INET6, usable_link_local, wait_for_link_local
+            from mandos.client.network import (
+                PROC_IF_INET6,
+                read_text,
+                usable_link_local,
+                wait_for_link_local,
+            )
             for conf in ("default", "va", "vb"):
                 Path(f"/proc/sys/net/ipv6/conf/{conf}/accept_dad").write_text("1")
             for name in ("vb", "va"):
                 subprocess.run(["ip", "link", "set", name, "up"], check=True)
-            before = "va" in usable_link_local(PROC_IF_INET6.read_text())
+            before = "va" in usable_link_local(read_text(PROC_IF_INET6))
             wait_for_link_local(["va"], 10)
-            after = "va" in usable_link_local(PROC_IF_INET6.read_text())
+            after = "va" in usable_link_local(read_text(PROC_IF_INET6))
             print(before, after)
         """)
         done = subprocess.run(

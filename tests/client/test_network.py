@@ -95,7 +95,7 @@ def test_find_hooks(tmp_path: Path) -> None:
         _hook(tmp_path / name, "true")
     _hook(tmp_path / "noexec", "true", mode=0o644)
     (tmp_path / "dir").mkdir()
-    names = [p.name for p in find_hooks(str(tmp_path))]
+    names = [Path(p).name for p in find_hooks(str(tmp_path))]
     assert names == ["10.a", "20-b", "A_z", "x.dpkg-old"]
     assert find_hooks(str(tmp_path / "missing")) == []
 

@@ -9,8 +9,8 @@ Rules of this module:
 3. pysequoia refuses keys created "in the future", which is every key in an initramfs whose
    clock says 1970.  gpg accepts them with --ignore-time-conflict and --ignore-valid-from, so
    gpg, in a private throw-away home directory, is the fallback.  Its gpg-agent is killed and
-   the directory removed afterwards.  What only gpg needs (subprocess, shutil, tempfile) is
-   imported when gpg runs: the client's usual pysequoia path does not pay for it.
+   the directory removed afterwards.  What only gpg needs (subprocess, shutil, tempfile,
+   pathlib) is imported when gpg runs: the client's usual pysequoia path does not pay for it.
 4. Every failure becomes DecryptError with one line; no key or secret bytes ever reach a
    message or a log line.
 5. Run with real ids that are not root under an effective root (password-agent starts
@@ -25,11 +25,13 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator, Sequence
-from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from mandos.core.errors import DecryptError, KeyFileError, MandosError
 from mandos.core.values import Fingerprint
+
+if TYPE_CHECKING:
+    from pathlib import Path  # imported by gpg_home only: pathlib costs the client ~0.6 MiB
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,7 @@ def gpg_home(prefix: str = "mandos-gpg-") -> Iterator[Path]:
     import shutil
     import subprocess
     import tempfile
+    from pathlib import Path
 
     home = Path(tempfile.mkdtemp(prefix=prefix))
     real = _as_real_user()

@@ -21,10 +21,8 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Final, NoReturn
+from typing import TYPE_CHECKING, Final, NamedTuple, NoReturn
 
 from mandos.client import args as cli
 from mandos.client import network
@@ -66,8 +64,7 @@ class Interrupted(BaseException):
     """A stop signal arrived outside the event loop; unwinds to the clean-up."""
 
 
-@dataclass(frozen=True, slots=True)
-class Keys:
+class Keys(NamedTuple):  # not a dataclass: dataclasses costs ~1.2 MiB of RSS
     """The key material read at start-up (never logged)."""
 
     credentials: RawKeyCredentials
@@ -118,7 +115,8 @@ def _setup_logging(debug: bool) -> None:
 
 def _read(path: str, what: str) -> bytes:
     try:
-        return Path(path).read_bytes()
+        with open(path, "rb") as f:  # not pathlib: it costs ~0.6 MiB of RSS
+            return f.read()
     except OSError as exc:
         raise KeyFileError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
 

@@ -29,10 +29,10 @@ import binascii
 import itertools
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, NamedTuple
 
 from mandos.core.errors import ShareError
+from mandos.core.frozen import Frozen
 from mandos.core.values import Secret
 
 MAGIC: Final = b"MANDOS-SHARE "
@@ -112,15 +112,19 @@ def encode(set_id: bytes, index: int, count: int, threshold: int, words: str) ->
     return b"\n".join(lines) + b"\n"
 
 
-@dataclass(frozen=True, slots=True)
-class Share:
-    """One parsed share; its words are kept out of repr()."""
+class Share(Frozen):
+    """One parsed share; its words are kept out of repr() and ==."""
 
+    __slots__ = ("set_id", "index", "count", "threshold", "words")  # noqa: RUF023 - __init__'s order
+    _compared = ("set_id", "index", "count", "threshold")
     set_id: bytes
     index: int  # 1..count
     count: int
     threshold: int
-    words: str = field(repr=False, compare=False)
+    words: str
+
+    def __init__(self, set_id: bytes, index: int, count: int, threshold: int, words: str) -> None:
+        self._init(set_id=set_id, index=index, count=count, threshold=threshold, words=words)
 
     @property
     def set_name(self) -> str:
@@ -181,16 +185,14 @@ def combine(shares: list[Share], recover: Recover) -> Secret:
 # -- collecting shares as they arrive ------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Combined:
+class Combined(NamedTuple):
     """Enough shares of one set arrived: here is the secret."""
 
     secret: Secret
     share: Share
 
 
-@dataclass(frozen=True, slots=True)
-class Waiting:
+class Waiting(NamedTuple):
     """Kept; ``have`` of ``share.threshold`` distinct shares of its set so far."""
 
     share: Share
@@ -198,15 +200,13 @@ class Waiting:
     other_sets: tuple[str, ...]  # names of the other sets held: a rotation is mixed in
 
 
-@dataclass(frozen=True, slots=True)
-class Duplicate:
+class Duplicate(NamedTuple):
     """A share with this set and number is already held (another address of the same server?)."""
 
     share: Share
 
 
-@dataclass(frozen=True, slots=True)
-class Unusable:
+class Unusable(NamedTuple):
     """The set's shares do not combine (a wrong or tampered share): nothing was returned."""
 
     share: Share

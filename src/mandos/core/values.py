@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Final
 
 from mandos.core.errors import ConfigError
+from mandos.core.frozen import Frozen
 
 _HEX_DIGITS: Final = frozenset("0123456789ABCDEF")
 
@@ -16,15 +16,17 @@ def _normalise_hex(raw: str) -> str:
     return "".join(raw.split()).upper()
 
 
-@dataclass(frozen=True, slots=True)
-class KeyId:
+class KeyId(Frozen):
     """SHA-256 of a TLS public key's DER SubjectPublicKeyInfo, as 64 upper-case hex digits."""
 
+    __slots__ = ("hex",)
+    __match_args__ = ("hex",)
     hex: str
 
-    def __post_init__(self) -> None:
-        if len(self.hex) != 64 or not set(self.hex) <= _HEX_DIGITS:
-            raise ConfigError(f"{self.hex!r} is not a key ID (64 hex digits)")
+    def __init__(self, hex: str) -> None:
+        if len(hex) != 64 or not set(hex) <= _HEX_DIGITS:
+            raise ConfigError(f"{hex!r} is not a key ID (64 hex digits)")
+        self._init(hex=hex)
 
     @classmethod
     def parse(cls, raw: str) -> KeyId:
@@ -48,15 +50,17 @@ class KeyId:
 EMPTY_KEY_ID: Final = KeyId("E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855")
 
 
-@dataclass(frozen=True, slots=True)
-class Fingerprint:
+class Fingerprint(Frozen):
     """An OpenPGP v4 fingerprint, as 40 upper-case hex digits."""
 
+    __slots__ = ("hex",)
+    __match_args__ = ("hex",)
     hex: str
 
-    def __post_init__(self) -> None:
-        if len(self.hex) != 40 or not set(self.hex) <= _HEX_DIGITS:
-            raise ConfigError(f"{self.hex!r} is not an OpenPGP fingerprint (40 hex digits)")
+    def __init__(self, hex: str) -> None:
+        if len(hex) != 40 or not set(hex) <= _HEX_DIGITS:
+            raise ConfigError(f"{hex!r} is not an OpenPGP fingerprint (40 hex digits)")
+        self._init(hex=hex)
 
     @classmethod
     def parse(cls, raw: str) -> Fingerprint:
@@ -97,15 +101,17 @@ class Secret:
 _D_BUS_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
 
 
-@dataclass(frozen=True, slots=True)
-class ClientName:
+class ClientName(Frozen):
     """A client's name: its clients.conf section name."""
 
+    __slots__ = ("value",)
+    __match_args__ = ("value",)
     value: str
 
-    def __post_init__(self) -> None:
-        if not self.value or self.value != self.value.strip() or "\n" in self.value:
-            raise ConfigError(f"{self.value!r} is not a valid client name")
+    def __init__(self, value: str) -> None:
+        if not value or value != value.strip() or "\n" in value:
+            raise ConfigError(f"{value!r} is not a valid client name")
+        self._init(value=value)
 
     def dbus_path(self) -> str:
         """The object path /clients/<name>, with '.' and '-' (and anything unsafe) as '_'."""

@@ -18,8 +18,7 @@ process on errors and cannot express ``in_order``.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from mandos import __version__
 from mandos.core.errors import UsageError
@@ -35,8 +34,7 @@ _MANDATORY_NOTE: Final = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Opt:
+class Opt(NamedTuple):  # not a dataclass: dataclasses costs the client ~1.2 MiB
     """One option: its long name, optional short letter, and whether it takes an argument."""
 
     long: str
@@ -46,8 +44,7 @@ class Opt:
     metavar: str = "ARG"
 
 
-@dataclass(frozen=True, slots=True)
-class Parsed:
+class Parsed(NamedTuple):
     """Options in the order given, as (long name, value or None), plus positional arguments."""
 
     options: tuple[tuple[str, str | None], ...]
