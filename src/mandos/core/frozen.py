@@ -43,7 +43,7 @@ class Frozen:
         shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._compared)
         return f"{type(self).__qualname__}({shown})"
 
-    if not TYPE_CHECKING:  # hidden from mypy, which would then allow assigning any name
+    if not TYPE_CHECKING:  # pragma: no branch - hidden from mypy, which would allow any name
 
         def __setattr__(self, name: str, value: object) -> None:
             raise AttributeError(f"cannot assign to field {name!r}")
