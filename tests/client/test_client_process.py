@@ -296,9 +296,12 @@ async def test_connect_path_imports_no_zeroconf(keyset: KeySet) -> None:
     assert "mandos.client.discovery" not in imported
 
 
-async def test_whole_connect_run_imports_no_dataclasses_or_pathlib(keyset: KeySet) -> None:
+async def test_whole_connect_run_imports_no_dataclasses_pathlib_or_logging(
+    keyset: KeySet,
+) -> None:
     """A --connect run to the password, decryption included, imports neither dataclasses (with
-    inspect, ast, dis, tokenize: ~1.2 MiB of peak RSS) nor pathlib (with urllib.parse: ~0.6 MiB).
+    inspect, ast, dis, tokenize: ~1.2 MiB of peak RSS), pathlib (with urllib.parse: ~0.6 MiB)
+    nor, as it logs nothing, logging (with traceback, threading: ~0.7 MiB).
     """
     secret = keyset.pgp.encrypt(b"lean")
     async with MandosPeer([Reply("secret", secret)]) as peer:
@@ -314,4 +317,6 @@ async def test_whole_connect_run_imports_no_dataclasses_or_pathlib(keyset: KeySe
         ln.split("|")[-1].strip() for ln in err.splitlines() if ln.startswith("import time")
     }
     assert {"mandos.client.attempt", "mandos.adapters.openpgp", "pysequoia"} <= imported
-    assert not {"dataclasses", "inspect", "pathlib", "urllib.parse"} & imported
+    assert not {"dataclasses", "inspect", "pathlib", "urllib.parse", "logging", "threading"} & (
+        imported
+    )

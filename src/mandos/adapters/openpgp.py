@@ -22,18 +22,18 @@ Rules of this module:
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
+from mandos.adapters import lazylog
 from mandos.core.errors import DecryptError, KeyFileError, MandosError
 from mandos.core.values import Fingerprint
 
 if TYPE_CHECKING:
     from pathlib import Path  # imported by gpg_home only: pathlib costs the client ~0.6 MiB
 
-log = logging.getLogger(__name__)
+log = lazylog.get(__name__)
 
 #: gpg options for a non-interactive run that never reads a user's configuration.
 GPG_BATCH: Final = ("--batch", "--no-tty", "--no-options", "--quiet", "--no-permission-warning")

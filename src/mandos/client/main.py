@@ -16,7 +16,6 @@ when a key file cannot be used, as the reference; 74 (EX_IOERR) when stdout cann
 
 from __future__ import annotations
 
-import logging
 import signal
 import sys
 import time
@@ -24,6 +23,7 @@ from collections.abc import AsyncIterator, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, Final, NamedTuple, NoReturn
 
+from mandos.adapters import lazylog
 from mandos.client import args as cli
 from mandos.client import network
 from mandos.client.args import PROG, ClientOptions, ConnectTarget, Info
@@ -53,7 +53,7 @@ if TYPE_CHECKING:  # only for typing: libgnutls is loaded when the keys are; asy
     from mandos.adapters.gnutls.session import RawKeyCredentials
     from mandos.client.race import Target
 
-log = logging.getLogger("mandos.client")
+log = lazylog.get("mandos.client")
 
 LOG_PREFIX: Final = f"Mandos plugin {PROG}: "
 #: How long one server's handshake and answer may take in first_round (RFC 8305's 250 ms).
@@ -102,7 +102,14 @@ class _Stopper:
         die_by_signal(self.signum)
 
 
-def _setup_logging(debug: bool) -> None:
+def _setup_logging(debug: bool, *, defer: bool = False) -> None:
+    """Log to stderr with the reference's prefix. ``defer`` (one --connect, where neither
+    asyncio nor Zeroconf logs): import logging at the first warning, if any (lazylog.py)."""
+    if defer and not debug:
+        lazylog.defer_setup(lambda: _setup_logging(debug), lazylog.WARNING)
+        return
+    import logging
+
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(LOG_PREFIX + "%(message)s"))
     root = logging.getLogger()
@@ -427,7 +434,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         sys.stdout.write(texts[parsed]())
         return 0
-    _setup_logging(parsed.debug)
+    _setup_logging(parsed.debug, defer=len(parsed.connects) == 1)
     if len(parsed.connects) > 1:  # a threshold, most likely (client/threshold.py)
         preload_share_modules()
     try:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import logging
 import os
 import re
 import socket
@@ -24,9 +23,10 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Final
 
+from mandos.adapters import lazylog
 from mandos.client.args import ClientOptions
 
-log = logging.getLogger("mandos.client")
+log = lazylog.get("mandos.client")
 
 SYS_CLASS_NET: Final = "/sys/class/net"  # paths are str: pathlib costs ~0.6 MiB of RSS
 PRINTK: Final = "/proc/sys/kernel/printk"

@@ -16,18 +16,20 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import logging
-import threading
 from collections.abc import Callable
 from types import ModuleType
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
+from mandos.adapters import lazylog
 from mandos.client.imports import without
 from mandos.core import shares
 from mandos.core.errors import ShareError
 from mandos.core.values import Secret
 
-log = logging.getLogger("mandos.client")
+if TYPE_CHECKING:
+    import threading
+
+log = lazylog.get("mandos.client")
 
 
 class Next(enum.Enum):
@@ -67,6 +69,8 @@ def preload_share_modules() -> threading.Thread:
     secret does not wait for them (a daemon thread). A failing import is left for the
     judgement to report, in one line.
     """
+
+    import threading  # only here: a single --connect never starts a thread
 
     def load() -> None:
         with contextlib.suppress(Exception):

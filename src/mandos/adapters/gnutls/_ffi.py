@@ -11,7 +11,6 @@ Rules of this module:
 from __future__ import annotations
 
 import ctypes
-import logging
 from collections.abc import Callable
 from ctypes import (
     CFUNCTYPE,
@@ -27,6 +26,7 @@ from ctypes import (
 )
 from typing import Any, Final
 
+from mandos.adapters import lazylog
 from mandos.core.errors import TLSError
 
 LIBRARY: Final = "libgnutls.so.30"
@@ -236,7 +236,7 @@ gnutls_pubkey_get_pk_algorithm = _fn(
 gnutls_global_init()
 
 # --- optional debug log hook ---
-_log = logging.getLogger("mandos.gnutls")
+_log = lazylog.get("mandos.gnutls")
 _log_callback: Any = None  # the CFUNCTYPE object must outlive its registration
 
 
