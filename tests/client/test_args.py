@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import socket
 
 import pytest
@@ -15,6 +16,7 @@ from mandos.client.args import (
     ConnectTarget,
     Info,
     help_text,
+    is_ipv4,
     parse_args,
     parse_connect,
     resolve_hook_dir,
@@ -159,6 +161,20 @@ def test_connect_parser_raises_only_usage_error(raw: str) -> None:
     with contextlib.suppress(UsageError):
         target = parse_connect(raw)
         assert 0 < target.port <= 65535
+
+
+@given(st.text(alphabet="0123456789.x٣ /", max_size=20) | st.ip_addresses(v=4).map(str))
+@example("01.2.3.4")
+@example("1.2.3.256")
+@example("1.2.3.4/32")
+@example("")
+def test_ipv4_check_accepts_what_ipaddress_accepts(raw: str) -> None:
+    try:
+        ipaddress.IPv4Address(raw)
+    except ValueError:
+        assert not is_ipv4(raw)
+    else:
+        assert is_ipv4(raw)
 
 
 @pytest.mark.parametrize(("scope", "scope_id"), [("0", 0), ("7", 7), ("²", 0), ("lo", None)])

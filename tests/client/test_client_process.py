@@ -296,12 +296,11 @@ async def test_connect_path_imports_no_zeroconf(keyset: KeySet) -> None:
     assert "mandos.client.discovery" not in imported
 
 
-async def test_whole_connect_run_imports_no_dataclasses_pathlib_or_logging(
-    keyset: KeySet,
-) -> None:
-    """A --connect run to the password, decryption included, imports neither dataclasses (with
-    inspect, ast, dis, tokenize: ~1.2 MiB of peak RSS), pathlib (with urllib.parse: ~0.6 MiB)
-    nor, as it logs nothing, logging (with traceback, threading: ~0.7 MiB).
+async def test_whole_connect_run_imports_only_what_it_uses(keyset: KeySet) -> None:
+    """A --connect run to an IPv4 address, decryption included, imports neither dataclasses
+    (with inspect, ast, dis, tokenize: ~1.2 MiB of peak RSS), pathlib (with urllib.parse:
+    ~0.6 MiB), typing and re (~1 MiB), ipaddress, termios, nor, as it logs nothing, logging
+    (with traceback, threading: ~0.7 MiB): docs/performance.md, "Client memory".
     """
     secret = keyset.pgp.encrypt(b"lean")
     async with MandosPeer([Reply("secret", secret)]) as peer:
@@ -317,6 +316,6 @@ async def test_whole_connect_run_imports_no_dataclasses_pathlib_or_logging(
         ln.split("|")[-1].strip() for ln in err.splitlines() if ln.startswith("import time")
     }
     assert {"mandos.client.attempt", "mandos.adapters.openpgp", "pysequoia"} <= imported
-    assert not {"dataclasses", "inspect", "pathlib", "urllib.parse", "logging", "threading"} & (
-        imported
-    )
+    unused = {"dataclasses", "inspect", "pathlib", "urllib.parse", "logging", "threading"}
+    unused |= {"typing", "re", "ipaddress", "termios"}
+    assert not unused & imported

@@ -7,6 +7,7 @@ import pickle
 
 import pytest
 
+from mandos.client.args import ClientOptions, ConnectTarget
 from mandos.core.errors import ConfigError
 from mandos.core.frozen import Frozen
 from mandos.core.shares import Share
@@ -54,6 +55,9 @@ def test_copy_and_pickle_keep_the_value() -> None:
     assert pickle.loads(pickle.dumps(key)) == key  # noqa: S301 - our own bytes
     share = Share(b"\x01" * 16, 1, 3, 2, "secret words")
     assert pickle.loads(pickle.dumps(share)).words == "secret words"  # noqa: S301
+    opts = ClientOptions(connect=ConnectTarget("192.0.2.1", 9, ipv6=False), debug=True)
+    assert copy.copy(opts) == opts  # keyword-only __init__
+    assert opts._replace(debug=False) == ClientOptions(connect=opts.connect)
 
 
 def test_match_by_position() -> None:

@@ -27,12 +27,17 @@ import select
 import socket
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
-from typing import TYPE_CHECKING, Final, NamedTuple, TypeVar
 
 from mandos.core.errors import AttemptFailed, RemoteProtocolError, TLSError
+from mandos.core.frozen import Frozen
 
+TYPE_CHECKING = False  # not typing's: typing (with re) is ~1 MiB of the client's RSS
 if TYPE_CHECKING:
+    from typing import Final, TypeVar
+
     from mandos.adapters.gnutls.session import RawKeyCredentials, Session
+
+    T = TypeVar("T")
 
 VERSION_LINE: Final = b"1\r\n"
 #: The largest secret we accept: a LUKS key file is at most 8 MiB, OpenPGP adds little.
@@ -42,17 +47,27 @@ KEEPALIVE: Final = (60, 10, 6)
 CHUNK: Final = 16384  # one TLS record's worth of plaintext
 
 SockAddr = tuple[str, int] | tuple[str, int, int, int]
-T = TypeVar("T")
 
 
-class Timeouts(NamedTuple):  # not a dataclass: dataclasses costs ~1.2 MiB of RSS
+class Timeouts(Frozen):  # not a dataclass: dataclasses costs ~1.2 MiB of RSS
     """Per-attempt time limits in seconds; None means no limit."""
 
-    connect: float | None = 10.0
-    handshake: float | None = 10.0
-    receive: float | None = None
-    bye: float | None = 5.0
-    setup: float | None = None  # connect and handshake together (mandos-client --deadline)
+    __slots__ = ("connect", "handshake", "receive", "bye", "setup")  # noqa: RUF023 - as __init__
+    connect: float | None
+    handshake: float | None
+    receive: float | None
+    bye: float | None
+    setup: float | None  # connect and handshake together (mandos-client --deadline)
+
+    def __init__(
+        self,
+        connect: float | None = 10.0,
+        handshake: float | None = 10.0,
+        receive: float | None = None,
+        bye: float | None = 5.0,
+        setup: float | None = None,
+    ) -> None:
+        self._init(connect=connect, handshake=handshake, receive=receive, bye=bye, setup=setup)
 
 
 DEFAULT_TIMEOUTS: Final = Timeouts()

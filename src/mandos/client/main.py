@@ -21,7 +21,6 @@ import sys
 import time
 from collections.abc import AsyncIterator, Sequence
 from types import FrameType
-from typing import TYPE_CHECKING, Final, NamedTuple, NoReturn
 
 from mandos.adapters import lazylog
 from mandos.client import args as cli
@@ -41,14 +40,17 @@ from mandos.core.errors import (
     MandosError,
     UsageError,
 )
+from mandos.core.frozen import Frozen
 from mandos.core.shares import Share
 from mandos.core.values import Secret
 from mandos.initramfs.argp import decimal
 from mandos.initramfs.process import STOP_SIGNALS, die_by_signal, write_all
 
+TYPE_CHECKING = False  # not typing's: typing (with re) is ~1 MiB of the client's RSS
 if TYPE_CHECKING:  # only for typing: libgnutls is loaded when the keys are; asyncio is
     # imported only for Zeroconf discovery (it is a third of the --connect path's start-up)
     import asyncio
+    from typing import Final, NoReturn
 
     from mandos.adapters.gnutls.session import RawKeyCredentials
     from mandos.client.race import Target
@@ -64,12 +66,16 @@ class Interrupted(BaseException):
     """A stop signal arrived outside the event loop; unwinds to the clean-up."""
 
 
-class Keys(NamedTuple):  # not a dataclass: dataclasses costs ~1.2 MiB of RSS
+class Keys(Frozen):  # not a dataclass: dataclasses costs ~1.2 MiB of RSS
     """The key material read at start-up (never logged)."""
 
+    __slots__ = ("credentials", "pubkey", "seckey")
     credentials: RawKeyCredentials
     pubkey: bytes
     seckey: bytes
+
+    def __init__(self, credentials: RawKeyCredentials, pubkey: bytes, seckey: bytes) -> None:
+        self._init(credentials=credentials, pubkey=pubkey, seckey=seckey)
 
 
 class _Stopper:

@@ -16,15 +16,17 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import re
 import socket
 import struct
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Final
 
 from mandos.adapters import lazylog
 from mandos.client.args import ClientOptions
+
+TYPE_CHECKING = False  # not typing's: typing (with re) is ~1 MiB of the client's RSS
+if TYPE_CHECKING:
+    from typing import Final
 
 log = lazylog.get("mandos.client")
 
@@ -49,7 +51,10 @@ PROC_IF_INET6: Final = "/proc/net/if_inet6"
 IFA_F_DADFAILED: Final = 0x08
 IFA_F_TENTATIVE: Final = 0x40
 _SCOPE_LINK: Final = 0x20
-HOOK_NAME: Final = re.compile(r"[A-Za-z0-9_.-]+")
+#: What a hook's name may hold (not a regular expression: re is ~0.3 MiB of the client's RSS).
+HOOK_NAME_CHARS: Final = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-"
+)
 
 
 def suitable(flags: int, *, connect: bool) -> bool:
@@ -220,7 +225,7 @@ def find_hooks(hook_dir: str) -> list[str]:
     hooks: list[str] = []
     for name in names:
         path = os.path.join(hook_dir, name)
-        if not HOOK_NAME.fullmatch(name):
+        if not name or not set(name) <= HOOK_NAME_CHARS:
             log.debug("Ignoring hook %r: bad name", name)
         elif not os.path.isfile(path):
             log.debug("Ignoring hook %r: not a file", name)

@@ -18,14 +18,15 @@ import contextlib
 import enum
 from collections.abc import Callable
 from types import ModuleType
-from typing import TYPE_CHECKING, NamedTuple
 
 from mandos.adapters import lazylog
 from mandos.client.imports import without
 from mandos.core import shares
 from mandos.core.errors import ShareError
+from mandos.core.frozen import Frozen
 from mandos.core.values import Secret
 
+TYPE_CHECKING = False  # not typing's: typing (with re) is ~1 MiB of the client's RSS
 if TYPE_CHECKING:
     import threading
 
@@ -39,10 +40,15 @@ class Next(enum.Enum):
     FINISHED = "finished"  # its share is in hand; never ask it again
 
 
-class Done(NamedTuple):  # not a dataclass: dataclasses costs ~1.2 MiB of RSS
+class Done(Frozen):  # not a dataclass: dataclasses costs ~1.2 MiB of RSS
     """The password is known."""
 
+    __slots__ = ("secret",)
+    __match_args__ = ("secret",)
     secret: Secret
+
+    def __init__(self, secret: Secret) -> None:
+        self._init(secret=secret)
 
 
 Verdict = Done | Next

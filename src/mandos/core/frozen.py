@@ -4,12 +4,14 @@
 of mandos-client's peak RSS (docs/performance.md, "Client"). A subclass lists its fields in
 ``__slots__``, sets them once with ``_init`` and gets what ``@dataclass(frozen=True,
 slots=True)`` would give it: equality with its own class only, hashing, a ``Name(field=...)``
-repr, copying and pickling, and no assignment after ``__init__``.
+repr, copying and pickling, ``_replace``, and no assignment after ``__init__``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+TYPE_CHECKING = False  # not typing's: typing (with re) is ~1 MiB of the client's RSS
+if TYPE_CHECKING:
+    from typing import ClassVar, Self
 
 
 class Frozen:
@@ -26,6 +28,12 @@ class Frozen:
     def _init(self, **fields: object) -> None:
         for name, value in fields.items():
             object.__setattr__(self, name, value)
+
+    def _replace(self, **changes: object) -> Self:
+        """A copy with ``changes`` (every slot is an argument of the subclass's ``__init__``)."""
+        names: tuple[str, ...] = self.__slots__
+        fields = {name: getattr(self, name) for name in names}
+        return type(self)(**{**fields, **changes})
 
     def _key(self) -> tuple[object, ...]:
         return tuple(getattr(self, name) for name in self._compared)
@@ -53,4 +61,11 @@ class Frozen:
 
     def __reduce__(self) -> tuple[object, ...]:
         names: tuple[str, ...] = self.__slots__
-        return (type(self), tuple(getattr(self, name) for name in names))
+        return (_rebuild, (type(self), {name: getattr(self, name) for name in names}))
+
+
+def _rebuild(cls: type[Frozen], fields: dict[str, object]) -> Frozen:
+    """An unpickled or copied instance: its fields as they were (as dataclasses, no __init__)."""
+    obj = cls.__new__(cls)
+    obj._init(**fields)
+    return obj

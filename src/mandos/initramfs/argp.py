@@ -18,10 +18,14 @@ process on errors and cannot express ``in_order``.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from typing import Final, NamedTuple
 
 from mandos import __version__
 from mandos.core.errors import UsageError
+from mandos.core.frozen import Frozen
+
+TYPE_CHECKING = False  # not typing's: typing (with re) is ~1 MiB of the client's RSS
+if TYPE_CHECKING:
+    from typing import Final
 
 #: The options argp answers itself: pass them as ``stop_at``, then ask ``info_request``.
 INFO_OPTIONS: Final = ("help", "usage", "version")
@@ -34,21 +38,38 @@ _MANDATORY_NOTE: Final = (
 )
 
 
-class Opt(NamedTuple):  # not a dataclass: dataclasses costs the client ~1.2 MiB
+class Opt(Frozen):  # not a dataclass: dataclasses costs the client ~1.2 MiB
     """One option: its long name, optional short letter, and whether it takes an argument."""
 
+    __slots__ = ("long", "short", "takes_arg", "help", "metavar")  # noqa: RUF023 - as __init__
     long: str
-    short: str | None = None
-    takes_arg: bool = False
-    help: str = ""
-    metavar: str = "ARG"
+    short: str | None
+    takes_arg: bool
+    help: str
+    metavar: str
+
+    def __init__(
+        self,
+        long: str,
+        short: str | None = None,
+        takes_arg: bool = False,
+        help: str = "",
+        metavar: str = "ARG",
+    ) -> None:
+        self._init(long=long, short=short, takes_arg=takes_arg, help=help, metavar=metavar)
 
 
-class Parsed(NamedTuple):
+class Parsed(Frozen):
     """Options in the order given, as (long name, value or None), plus positional arguments."""
 
+    __slots__ = ("options", "positionals")
     options: tuple[tuple[str, str | None], ...]
     positionals: tuple[str, ...]
+
+    def __init__(
+        self, options: tuple[tuple[str, str | None], ...], positionals: tuple[str, ...]
+    ) -> None:
+        self._init(options=options, positionals=positionals)
 
 
 def find_long(specs: Sequence[Opt], name: str) -> Opt:
