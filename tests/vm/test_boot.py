@@ -4,6 +4,9 @@ One initramfs (Debian's mkinitramfs with our hook, in a cached bookworm chroot) 
 serve every scenario; each boot attaches the disk with snapshot=on. The guest reaches our
 server on the host's 127.0.0.1 only through a restrict=on guestfwd. Timings are printed
 (``-s``), never asserted.
+
+Each scenario is a job (tests/vm/jobs.py): a function that boots its guest and asserts what it
+shows, run in a worker process beside the other modules' guests; its test reads the outcome.
 """
 
 from __future__ import annotations
@@ -21,10 +24,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.netns import requires_netns
+from tests.netns import netns_available, requires_netns
 from tests.ports import free_port
 from tests.server.ourserver import RunningServer, our_server
-from tests.vm import build, qemu
+from tests.vm import build, jobs, qemu
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow, pytest.mark.timeout(1500)]
 
@@ -56,7 +59,7 @@ class VmSetup:
 def make_vm_setup(work: Path) -> VmSetup:
     """Kernel, chroot, keys and disk from the cache; the initramfs built afresh (in ``work``).
 
-    Run by the session fixture ``vm_setup`` (tests/vm/conftest.py), beside the other images.
+    The job ``image:bookworm`` (tests/vm/jobs.py), beside the other images.
     """
     missing = _missing_tools()
     if missing:
@@ -81,97 +84,76 @@ def clients_conf(keys: build.ClientKeys, **options: str) -> str:
     return keys.section + "".join(f"{k} = {v}\n" for k, v in extra.items())
 
 
-@pytest.fixture
-def console(tmp_path: Path) -> Path:
-    path = tmp_path / "console.log"
-    return path
+def boot_disabled(work: Path, setup: VmSetup) -> str:
+    """Job of scenario (2): a guest whose client the server refuses."""
+    with (
+        our_server(clients_conf(setup.keys, enabled="False")) as server,
+        qemu.boot(setup.files, qemu.connect_cmdline(), qemu.user_netdev(server.port),
+                  work / "console") as guest,
+    ):  # fmt: skip
+        prompt = guest.wait_for(PROMPT, BOOT_TIMEOUT)
+        # The client asks and is refused, at least twice (it keeps retrying).
+        deadline = time.monotonic() + BOOT_TIMEOUT
+        while server.log_text().count("disabled") < 2 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        refusals = server.log_text().count("disabled")
+        assert refusals >= 2, server.log_text()
+        text = guest.text()
+        assert "set up successfully" not in text
+        assert build.ROOT_MARKER not in text
+        assert "Sending secret" not in server.log_text()
+    return f"vm(2): prompt at {prompt:.1f} s, {refusals} refusals logged; VM stopped"
 
 
-@dataclass
-class Booted:
-    """A guest started by ``booted`` and the server it reaches (None: not started yet)."""
-
-    guest: qemu.Guest
-    server: RunningServer | None
-    port: int
-
-
-@pytest.fixture(scope="module")
-def booted(
-    vm_setup: VmSetup, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, Booted]]:
-    """The guests of scenarios (1) to (3), started at once; each test watches its own.
-
-    They are independent (own server, own guestfwd), and a guest at the prompt is idle but
-    for its client's retries, so the three boots share the cores instead of following each
-    other; what a test waits for has often happened by the time it runs.
-    """
-    base = tmp_path_factory.mktemp("vm-booted")
-    with contextlib.ExitStack() as stack:
-        enabled = stack.enter_context(our_server(clients_conf(vm_setup.keys)))
-        disabled = stack.enter_context(our_server(clients_conf(vm_setup.keys, enabled="False")))
-        late = free_port()  # scenario (3) starts its server on it later
-        ports = {"enabled": (enabled, enabled.port), "disabled": (disabled, disabled.port),
-                 "late": (None, late)}  # fmt: skip
-        running = {}
-        for name, (server, port) in ports.items():
-            guest = stack.enter_context(
-                qemu.boot(vm_setup.files, qemu.connect_cmdline(), qemu.user_netdev(port),
-                          base / f"{name}.console")
-            )  # fmt: skip
-            running[name] = Booted(guest, server, port)
-        yield running
-
-
-def test_disabled_client_leaves_the_root_locked(booted: dict[str, Booted]) -> None:
+def test_disabled_client_leaves_the_root_locked(vm_jobs: jobs.Scheduler) -> None:
     """(2) The client is disabled on the server: no password, the guest shows the prompt."""
-    guest, server = booted["disabled"].guest, booted["disabled"].server
-    assert server is not None
-    prompt = guest.wait_for(PROMPT, BOOT_TIMEOUT)
-    # The client asks and is refused, at least twice (it keeps retrying).
-    deadline = time.monotonic() + BOOT_TIMEOUT
-    while server.log_text().count("disabled") < 2 and time.monotonic() < deadline:
-        time.sleep(0.5)
-    refusals = server.log_text().count("disabled")
-    assert refusals >= 2, server.log_text()
-    text = guest.text()
-    assert "set up successfully" not in text
-    assert build.ROOT_MARKER not in text
-    assert "Sending secret" not in server.log_text()
-    guest.stop()
-    print(f"\nvm(2): prompt at {prompt:.1f} s, {refusals} refusals logged; VM stopped")
+    print(f"\n{vm_jobs.result('boot:disabled')}")
 
 
-def test_enabled_client_unlocks_the_root(booted: dict[str, Booted]) -> None:
-    """(1) The server sends the password: cryptroot opens, switch_root, the root's marker."""
-    guest, server = booted["enabled"].guest, booted["enabled"].server
-    assert server is not None
-    unlocked = guest.wait_for("cryptroot: set up successfully", BOOT_TIMEOUT)
-    marker = guest.wait_for(build.ROOT_MARKER, BOOT_TIMEOUT)
-    assert "Sending secret to" in server.log_text()
-    guest.wait_exit(60)
-    print(f"\nvm(1): unlocked at {unlocked:.1f} s, root marker at {marker:.1f} s")
-
-
-def test_client_retries_until_the_server_appears(
-    vm_setup: VmSetup, booted: dict[str, Booted]
-) -> None:
-    """(3) The server starts after the guest: the client retries, then unlocks."""
-    guest, port = booted["late"].guest, booted["late"].port
-    prompt = guest.wait_for(PROMPT, BOOT_TIMEOUT)
-    # Let it fail at least twice: sleep what is left of that since the prompt.
-    since = time.monotonic() - guest.started - prompt
-    time.sleep(max(0.0, 2 * float(build.CLIENT_RETRY) + 1 - since))
-    assert "set up successfully" not in guest.text()
-    started = time.monotonic() - guest.started
-    with our_server(clients_conf(vm_setup.keys), extra_args=[f"--port={port}"]) as server:
+def boot_enabled(work: Path, setup: VmSetup) -> str:
+    """Job of scenario (1): a guest whose client the server knows and has enabled."""
+    with (
+        our_server(clients_conf(setup.keys)) as server,
+        qemu.boot(setup.files, qemu.connect_cmdline(), qemu.user_netdev(server.port),
+                  work / "console") as guest,
+    ):  # fmt: skip
+        unlocked = guest.wait_for("cryptroot: set up successfully", BOOT_TIMEOUT)
         marker = guest.wait_for(build.ROOT_MARKER, BOOT_TIMEOUT)
         assert "Sending secret to" in server.log_text()
-    guest.wait_exit(60)
-    print(
-        f"\nvm(3): prompt at {prompt:.1f} s, server started at {started:.1f} s, "
+        guest.wait_exit(60)
+    return f"vm(1): unlocked at {unlocked:.1f} s, root marker at {marker:.1f} s"
+
+
+def test_enabled_client_unlocks_the_root(vm_jobs: jobs.Scheduler) -> None:
+    """(1) The server sends the password: cryptroot opens, switch_root, the root's marker."""
+    print(f"\n{vm_jobs.result('boot:enabled')}")
+
+
+def boot_late_server(work: Path, setup: VmSetup) -> str:
+    """Job of scenario (3): the guest boots with no server on its port; one starts later."""
+    port = free_port()
+    with qemu.boot(
+        setup.files, qemu.connect_cmdline(), qemu.user_netdev(port), work / "console"
+    ) as guest:
+        prompt = guest.wait_for(PROMPT, BOOT_TIMEOUT)
+        # Let it fail at least twice: sleep what is left of that since the prompt.
+        since = time.monotonic() - guest.started - prompt
+        time.sleep(max(0.0, 2 * float(build.CLIENT_RETRY) + 1 - since))
+        assert "set up successfully" not in guest.text()
+        started = time.monotonic() - guest.started
+        with our_server(clients_conf(setup.keys), extra_args=[f"--port={port}"]) as server:
+            marker = guest.wait_for(build.ROOT_MARKER, BOOT_TIMEOUT)
+            assert "Sending secret to" in server.log_text()
+        guest.wait_exit(60)
+    return (
+        f"vm(3): prompt at {prompt:.1f} s, server started at {started:.1f} s, "
         f"root marker at {marker:.1f} s"
     )
+
+
+def test_client_retries_until_the_server_appears(vm_jobs: jobs.Scheduler) -> None:
+    """(3) The server starts after the guest: the client retries, then unlocks."""
+    print(f"\n{vm_jobs.result('boot:late')}")
 
 
 @contextlib.contextmanager
@@ -227,13 +209,14 @@ def server_in_namespace(ns: str, conf: str, tmp: Path) -> Iterator[RunningServer
         server.stop()
 
 
-@requires_netns
-def test_zeroconf_over_ipv6_link_local(vm_setup: VmSetup, console: Path, tmp_path: Path) -> None:
-    """(4) A tap in a private namespace: the client finds the server by Zeroconf (IPv6 LL)."""
+def boot_zeroconf(work: Path, setup: VmSetup) -> str:
+    """Job of scenario (4): the guest on a tap in a private namespace, the server in it."""
+    if not netns_available():
+        pytest.skip("needs root and iproute2 to create network namespaces")
     with (
         tap_namespace() as ns,
         qemu.boot(
-            vm_setup.files, ZEROCONF_CMDLINE, qemu.tap_netdev("tap0"), console,
+            setup.files, ZEROCONF_CMDLINE, qemu.tap_netdev("tap0"), work / "console",
             prefix=["ip", "netns", "exec", ns],
         ) as guest,
     ):  # fmt: skip
@@ -247,11 +230,17 @@ def test_zeroconf_over_ipv6_link_local(vm_setup: VmSetup, console: Path, tmp_pat
             if done.stdout.strip() == "1":
                 break
             time.sleep(0.2)
-        with server_in_namespace(ns, clients_conf(vm_setup.keys), tmp_path) as server:
+        with server_in_namespace(ns, clients_conf(setup.keys), work) as server:
             marker = guest.wait_for(build.ROOT_MARKER, BOOT_TIMEOUT)
             log = server.log_text()
             # tap0 has fe80::1 and nothing else: the guest reached it over IPv6 link-local.
             assert "Sending secret to" in log
             assert "announced" in log
         guest.wait_exit(60)
-        print(f"\nvm(4): Zeroconf over IPv6 link-local, root marker at {marker:.1f} s")
+    return f"vm(4): Zeroconf over IPv6 link-local, root marker at {marker:.1f} s"
+
+
+@requires_netns
+def test_zeroconf_over_ipv6_link_local(vm_jobs: jobs.Scheduler) -> None:
+    """(4) A tap in a private namespace: the client finds the server by Zeroconf (IPv6 LL)."""
+    print(f"\n{vm_jobs.result('boot:zeroconf')}")

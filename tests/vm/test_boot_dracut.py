@@ -18,8 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.server.ourserver import our_server
-from tests.vm import build, qemu
-from tests.vm.conftest import vm_image
+from tests.vm import build, jobs, qemu
 from tests.vm.test_boot import _missing_tools, clients_conf
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow, pytest.mark.timeout(1800)]
@@ -39,14 +38,6 @@ class Dracut:
     files: qemu.BootFiles
     keys: build.ClientKeys
     cmdline: str
-
-
-@pytest.fixture(scope="module")
-def dracut(vm_images: dict[str, object]) -> Dracut:
-    """Built by the session's ``vm_images`` (tests/vm/conftest.py), beside the other images."""
-    image = vm_image(vm_images, "dracut")
-    assert isinstance(image, Dracut)
-    return image
 
 
 def make_dracut(work: Path) -> Dracut:
@@ -78,28 +69,40 @@ def make_dracut(work: Path) -> Dracut:
                   cmdline + qemu.connect_cmdline())  # fmt: skip
 
 
-def test_dracut_unlocks_and_a_disabled_client_stays_locked(dracut: Dracut, tmp_path: Path) -> None:
-    """Two guests at once: the enabled client's root opens through password-agent; the
-    disabled one stays at systemd's question while the server refuses it."""
+def boot_disabled(work: Path, dracut: Dracut) -> str:
+    """Job: a guest whose client the server refuses stays at systemd's question. Once it asks
+    and is refused it has shown all it can (the client only retries): it is stopped."""
     with (
-        our_server(clients_conf(dracut.keys)) as server,
         our_server(clients_conf(dracut.keys, enabled="False")) as refusing,
-        qemu.boot(dracut.files, dracut.cmdline, qemu.user_netdev(server.port),
-                  tmp_path / "enabled.console", limit=QEMU_LIMIT) as guest,
         qemu.boot(dracut.files, dracut.cmdline, qemu.user_netdev(refusing.port),
-                  tmp_path / "disabled.console", limit=QEMU_LIMIT) as locked,
+                  work / "console", limit=QEMU_LIMIT) as locked,
     ):  # fmt: skip
-        # The disabled guest first: once it asks and is refused it has shown all it can (the
-        # client only retries), and stopping it gives the other guest the core.
         prompt = locked.wait_for(PROMPT, BOOT_TIMEOUT)
         refusing.wait_for_log("is disabled", timeout=BOOT_TIMEOUT)
         assert build.ROOT_MARKER not in locked.text()
         locked.stop()
         assert "Sending secret" not in refusing.log_text()
+    return f"the disabled guest asks at {prompt:.1f} s"
+
+
+def boot_enabled(work: Path, dracut: Dracut) -> str:
+    """Job: the enabled client's root opens through password-agent."""
+    with (
+        our_server(clients_conf(dracut.keys)) as server,
+        qemu.boot(dracut.files, dracut.cmdline, qemu.user_netdev(server.port),
+                  work / "console", limit=QEMU_LIMIT) as guest,
+    ):  # fmt: skip
         marker = guest.wait_for(build.ROOT_MARKER, BOOT_TIMEOUT)
         assert "Sending secret to" in server.log_text()
         assert "Mandos plugin mandos-client" in guest.text()  # password-agent ran our client
         guest.wait_exit(60)
-        print(
-            f"\nvm-dracut: the disabled guest asks at {prompt:.1f} s; root marker at {marker:.1f} s"
-        )
+    return f"root marker at {marker:.1f} s"
+
+
+def test_dracut_unlocks_and_a_disabled_client_stays_locked(vm_jobs: jobs.Scheduler) -> None:
+    """Two guests (two jobs, side by side with the other modules' guests): the enabled
+    client's root opens through password-agent; the disabled one stays at systemd's question
+    while the server refuses it."""
+    locked = vm_jobs.result("dracut:disabled")
+    unlocked = vm_jobs.result("dracut:enabled")
+    print(f"\nvm-dracut: {locked}; {unlocked}")

@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.server.ourserver import our_server
-from tests.vm import build, qemu
-from tests.vm.conftest import vm_image
+from tests.vm import build, jobs, qemu
 from tests.vm.test_boot import BOOT_TIMEOUT, PROMPT, _missing_tools, clients_conf
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow, pytest.mark.timeout(1800)]
@@ -30,14 +29,6 @@ class Trixie:
     files: qemu.BootFiles
     keys: build.ClientKeys
     release: str
-
-
-@pytest.fixture(scope="module")
-def trixie(vm_images: dict[str, object]) -> Trixie:
-    """Built by the session's ``vm_images`` (tests/vm/conftest.py), beside the other images."""
-    image = vm_image(vm_images, "trixie")
-    assert isinstance(image, Trixie)
-    return image
 
 
 def make_trixie(work: Path) -> Trixie:
@@ -64,32 +55,40 @@ def make_trixie(work: Path) -> Trixie:
     return Trixie(qemu.BootFiles(kernel.vmlinux, initrd.path, disk), keys, kernel.release)
 
 
-def test_trixie_unlocks_and_a_disabled_client_stays_locked(trixie: Trixie, tmp_path: Path) -> None:
-    """Two guests at once (one core each): the enabled client's root opens; the disabled one's
-    stays at cryptsetup's prompt while the server refuses it."""
+def boot_enabled(work: Path, trixie: Trixie) -> str:
+    """Job: the enabled client's root opens, under trixie's kernel."""
     with (
         our_server(clients_conf(trixie.keys)) as server,
-        our_server(clients_conf(trixie.keys, enabled="False")) as refusing,
-        qemu.boot(
-            trixie.files, qemu.connect_cmdline(), qemu.user_netdev(server.port),
-            tmp_path / "enabled.console",
-        ) as guest,
-        qemu.boot(
-            trixie.files, qemu.connect_cmdline(), qemu.user_netdev(refusing.port),
-            tmp_path / "disabled.console",
-        ) as locked,
+        qemu.boot(trixie.files, qemu.connect_cmdline(), qemu.user_netdev(server.port),
+                  work / "console") as guest,
     ):  # fmt: skip
         unlocked = guest.wait_for("cryptroot: set up successfully", BOOT_TIMEOUT)
         marker = guest.wait_for(build.ROOT_MARKER, BOOT_TIMEOUT)
         assert "Sending secret to" in server.log_text()
         assert f"Linux version {trixie.release}" in guest.text()
+        guest.wait_exit(60)
+    return f"unlocked at {unlocked:.1f} s, root marker at {marker:.1f} s"
+
+
+def boot_disabled(work: Path, trixie: Trixie) -> str:
+    """Job: the disabled client's guest stays at cryptsetup's prompt, refused by the server."""
+    with (
+        our_server(clients_conf(trixie.keys, enabled="False")) as refusing,
+        qemu.boot(trixie.files, qemu.connect_cmdline(), qemu.user_netdev(refusing.port),
+                  work / "console") as locked,
+    ):  # fmt: skip
         prompt = locked.wait_for(PROMPT, BOOT_TIMEOUT)
         refusing.wait_for_log("is disabled", timeout=BOOT_TIMEOUT)
         assert "set up successfully" not in locked.text()
         assert build.ROOT_MARKER not in locked.text()
         assert "Sending secret" not in refusing.log_text()
-        guest.wait_exit(60)
-        print(
-            f"\nvm-trixie: unlocked at {unlocked:.1f} s, root marker at {marker:.1f} s; "
-            f"the disabled guest's prompt at {prompt:.1f} s"
-        )
+    return f"the disabled guest's prompt at {prompt:.1f} s"
+
+
+def test_trixie_unlocks_and_a_disabled_client_stays_locked(vm_jobs: jobs.Scheduler) -> None:
+    """Two guests (two jobs, side by side with the other modules' guests): the enabled
+    client's root opens; the disabled one's stays at cryptsetup's prompt while the server
+    refuses it."""
+    unlocked = vm_jobs.result("trixie:enabled")
+    locked = vm_jobs.result("trixie:disabled")
+    print(f"\nvm-trixie: {unlocked}; {locked}")

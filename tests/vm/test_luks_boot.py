@@ -25,7 +25,7 @@ from tests.luks.conftest import (
     wait_for_file,
 )
 from tests.server.ourserver import RunningServer, our_server
-from tests.vm import build, qemu
+from tests.vm import build, jobs, qemu
 from tests.vm.test_boot import BOOT_TIMEOUT, VmSetup
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow, pytest.mark.timeout(1500)]
@@ -41,10 +41,8 @@ def boot_unattended(setup: VmSetup, disk: Path, server: RunningServer, console: 
     return marker
 
 
-def test_bound_by_mandos_luks_boots_and_again_after_rotate(
-    vm_setup: VmSetup,
-    tmp_path: Path,
-) -> None:
+def bound_and_rotated(tmp_path: Path, vm_setup: VmSetup) -> str:
+    """Job: a copy of the disk bound by mandos-luks boots; rotated, it boots again."""
     disk = tmp_path / "disk.img"
     shutil.copyfile(vm_setup.files.disk, disk)
     keydir = tmp_path / "keys"
@@ -81,19 +79,21 @@ def test_bound_by_mandos_luks_boots_and_again_after_rotate(
         second = boot_unattended(vm_setup, disk, server, tmp_path / "console2.log")
         new = fetch_with_our_client(keydir, server.connect).stdout
         assert opens(disk, new, slot=2)
-    print(f"\nvm(luks): bound disk booted, root at {first:.1f} s; after rotate at {second:.1f} s")
+    return f"vm(luks): bound disk booted, root at {first:.1f} s; after rotate at {second:.1f} s"
 
 
-def test_crypttab_written_by_bind_boots(
-    vm_setup: VmSetup,
-    tmp_path: Path,
-) -> None:
-    """bind's crypttab edit in a real initramfs: it boots unattended.
+def test_bound_by_mandos_luks_boots_and_again_after_rotate(vm_jobs: jobs.Scheduler) -> None:
+    print(f"\n{vm_jobs.result('luks:bound')}")
+
+
+def crypttab_by_bind(tmp_path: Path, vm_setup: VmSetup) -> str:
+    """Job: bind's crypttab edit in a real initramfs; it boots unattended.
 
     The cached chroot, made writable by an overlay (``build.chroot_overlay``) instead of a copy,
     names the root by UUID in its crypttab (no options); bind adds ``initramfs`` there, and
     Debian's mkinitramfs builds the image from it. (Adding
     ``keyscript=plugin-runner`` instead failed here: cryptsetup passes the keyscript "none".)
+    The guest boots once the overlay is gone: the cached chroot's lock is not held meanwhile.
     """
     disk = tmp_path / "disk.img"
     shutil.copyfile(vm_setup.files.disk, disk)
@@ -102,16 +102,26 @@ def test_crypttab_written_by_bind_boots(
     ).stdout.strip()
     cached = build.ensure_chroot(build.ensure_kernel())  # takes the chroot lock itself
     with build.chroot_overlay(cached, tmp_path / "overlay", "chroot") as root:
-        _bind_in_chroot_and_boot(vm_setup, disk, uuid, root, tmp_path)
+        section = _bind_in_chroot(vm_setup, disk, uuid, root, tmp_path)
+        initrd = build.build_initramfs(
+            root, build.ensure_kernel(), vm_setup.keys, tmp_path / "initrd.img",
+            lock="chroot-overlay",
+        ).path  # fmt: skip
+    setup = VmSetup(qemu.BootFiles(vm_setup.files.vmlinux, initrd, disk), vm_setup.keys, "overlay")
+    with our_server("") as server:
+        serve(server, section)
+        at = boot_unattended(setup, disk, server, tmp_path / "console.log")
+        assert "Sending secret to vmtest" in server.log_text()
+    return f"vm(luks crypttab): root at {at:.1f} s"
 
 
-def _bind_in_chroot_and_boot(
-    vm_setup: VmSetup,
-    disk: Path,
-    uuid: str,
-    root: Path,
-    tmp_path: Path,
-) -> None:
+def test_crypttab_written_by_bind_boots(vm_jobs: jobs.Scheduler) -> None:
+    """bind's crypttab edit in a real initramfs: it boots unattended."""
+    print(f"\n{vm_jobs.result('luks:crypttab')}")
+
+
+def _bind_in_chroot(vm_setup: VmSetup, disk: Path, uuid: str, root: Path, tmp_path: Path) -> str:
+    """``mandos-luks bind`` with the chroot's crypttab; the server's section it printed."""
     crypttab = root / "etc" / "crypttab"
     crypttab.write_text(f"{build.MAPPER_NAME} UUID={uuid} none luks\n")
     keydir = tmp_path / "keys"
@@ -126,12 +136,4 @@ def _bind_in_chroot_and_boot(
     )  # fmt: skip
     assert bind.returncode == 0, bind.stderr
     assert crypttab.read_text() == f"{build.MAPPER_NAME} UUID={uuid} none luks,initramfs\n"
-    initrd = build.build_initramfs(
-        root, build.ensure_kernel(), vm_setup.keys, tmp_path / "initrd.img", lock="chroot-overlay"
-    ).path
-    setup = VmSetup(qemu.BootFiles(vm_setup.files.vmlinux, initrd, disk), vm_setup.keys, "overlay")
-    with our_server("") as server:
-        serve(server, section.read_text())
-        at = boot_unattended(setup, disk, server, tmp_path / "console.log")
-        assert "Sending secret to vmtest" in server.log_text()
-    print(f"\nvm(luks crypttab): root at {at:.1f} s")
+    return section.read_text()

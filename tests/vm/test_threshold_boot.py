@@ -20,7 +20,7 @@ import pytest
 from mandos.keygen import main as keygen
 from tests.ports import free_port
 from tests.server.ourserver import our_server
-from tests.vm import build, qemu
+from tests.vm import build, jobs, qemu
 from tests.vm.test_boot import BOOT_TIMEOUT, PROMPT, VmSetup
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow, pytest.mark.timeout(1500)]
@@ -40,11 +40,7 @@ RUNNER_CONF = (
 IMAGE_RUNNER_CONF = "conf/conf.d/mandos/plugin-runner.conf"
 
 
-@pytest.fixture(scope="module")
-def threshold_setup(
-    vm_setup: VmSetup,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> tuple[VmSetup, list[str]]:
+def make_threshold(base: Path, vm_setup: VmSetup) -> tuple[VmSetup, list[str]]:
     """The session's kernel, keys, disk and initramfs, told three servers; three share sections.
 
     Only plugin-runner.conf differs from the session's image (made by mkinitramfs with our
@@ -52,7 +48,6 @@ def threshold_setup(
     to that image, which the kernel unpacks over the first.
     """
     keys = vm_setup.keys
-    base = tmp_path_factory.mktemp("vm-threshold")
     conf = build.initramfs_member(vm_setup.files.initrd, IMAGE_RUNNER_CONF).decode()
     assert conf.endswith(build.CLIENT_RUNNER_CONF), conf
     conf = conf.removesuffix(build.CLIENT_RUNNER_CONF) + RUNNER_CONF
@@ -97,47 +92,42 @@ def up(sections: list[str], which: tuple[int, ...]) -> Iterator[tuple[list[int],
         yield ports, logs
 
 
-@pytest.fixture(scope="module")
-def guests(
-    threshold_setup: tuple[VmSetup, list[str]], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, tuple[qemu.Guest, list[Path]]]]:
-    """Both scenarios' servers and guests, started at once (each guest has its own servers);
-    each test watches its own guest. The locked one is stopped by its test."""
-    setup, sections = threshold_setup
-    base = tmp_path_factory.mktemp("vm-threshold-guests")
-    with contextlib.ExitStack() as stack:
-        running = {}
-        for name, which in (("two stopped", (1,)), ("one stopped", (0, 2))):
-            ports, logs = stack.enter_context(up(sections, which))
-            console = base / f"{name.replace(' ', '-')}.console"
-            guest = stack.enter_context(qemu.boot(setup.files, CMDLINE, netdev(ports), console))
-            running[name] = (guest, logs)
-        yield running
+def two_stopped(work: Path, threshold: tuple[VmSetup, list[str]]) -> str:
+    """Job: only one share's server is up; the guest stays at the prompt."""
+    setup, sections = threshold
+    with (
+        up(sections, (1,)) as (ports, logs),
+        qemu.boot(setup.files, CMDLINE, netdev(ports), work / "console") as guest,
+    ):
+        prompt = guest.wait_for(PROMPT, BOOT_TIMEOUT)
+        deadline = time.monotonic() + BOOT_TIMEOUT
+        while "Sending secret to" not in logs[0].read_text() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert "Sending secret to" in logs[0].read_text()  # its share went out...
+        time.sleep(3 * float(build.CLIENT_RETRY))  # ...and the client keeps asking the others
+        text = guest.text()
+        assert "set up successfully" not in text
+        assert build.ROOT_MARKER not in text
+    return f"vm(threshold 2/3, two stopped): prompt at {prompt:.1f} s, still locked"
 
 
-def test_two_of_three_with_two_stopped_stays_at_the_prompt(
-    guests: dict[str, tuple[qemu.Guest, list[Path]]],
-) -> None:
-    guest, logs = guests["two stopped"]
-    prompt = guest.wait_for(PROMPT, BOOT_TIMEOUT)
-    deadline = time.monotonic() + BOOT_TIMEOUT
-    while "Sending secret to" not in logs[0].read_text() and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert "Sending secret to" in logs[0].read_text()  # its share went out...
-    time.sleep(3 * float(build.CLIENT_RETRY))  # ...and the client keeps asking the others
-    text = guest.text()
-    assert "set up successfully" not in text
-    assert build.ROOT_MARKER not in text
-    guest.stop()
-    print(f"\nvm(threshold 2/3, two stopped): prompt at {prompt:.1f} s, still locked")
+def test_two_of_three_with_two_stopped_stays_at_the_prompt(vm_jobs: jobs.Scheduler) -> None:
+    print(f"\n{vm_jobs.result('threshold:two-stopped')}")
 
 
-def test_two_of_three_with_one_stopped_boots(
-    guests: dict[str, tuple[qemu.Guest, list[Path]]],
-) -> None:
-    guest, logs = guests["one stopped"]
-    unlocked = guest.wait_for("cryptroot: set up successfully", BOOT_TIMEOUT)
-    marker = guest.wait_for(build.ROOT_MARKER, BOOT_TIMEOUT)
-    assert all("Sending secret to" in log.read_text() for log in logs)
-    guest.wait_exit(60)
-    print(f"\nvm(threshold 2/3, one stopped): unlocked at {unlocked:.1f} s, root {marker:.1f} s")
+def one_stopped(work: Path, threshold: tuple[VmSetup, list[str]]) -> str:
+    """Job: two shares' servers are up; the root opens unattended."""
+    setup, sections = threshold
+    with (
+        up(sections, (0, 2)) as (ports, logs),
+        qemu.boot(setup.files, CMDLINE, netdev(ports), work / "console") as guest,
+    ):
+        unlocked = guest.wait_for("cryptroot: set up successfully", BOOT_TIMEOUT)
+        marker = guest.wait_for(build.ROOT_MARKER, BOOT_TIMEOUT)
+        assert all("Sending secret to" in log.read_text() for log in logs)
+        guest.wait_exit(60)
+    return f"vm(threshold 2/3, one stopped): unlocked at {unlocked:.1f} s, root {marker:.1f} s"
+
+
+def test_two_of_three_with_one_stopped_boots(vm_jobs: jobs.Scheduler) -> None:
+    print(f"\n{vm_jobs.result('threshold:one-stopped')}")
