@@ -8,6 +8,7 @@ subkeys (pysequoia's decryptor picks only one).
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -289,6 +290,50 @@ def test_fingerprint_of_garbage(home: Path) -> None:
 def test_bad_public_key_is_not_fatal(future_keys: tuple[Keys, bytes]) -> None:
     keys, message = future_keys
     assert openpgp.gpg_decrypt(message, keys.sec, b"garbage") == b"from the future"
+
+
+def _logging_wrappers(tmp_path: Path) -> tuple[Path, Path]:
+    """A directory of gpg and gpgconf wrappers that log each run to a file, then the real one."""
+    bindir, log = tmp_path / "bin", tmp_path / "runs.log"
+    bindir.mkdir()
+    for name in ("gpg", "gpgconf"):
+        real = shutil.which(name)
+        assert real is not None
+        wrapper = bindir / name
+        wrapper.write_text(f'#!/bin/sh\necho "{name} $*" >> {log}\nexec {real} "$@"\n')
+        wrapper.chmod(0o755)
+    return bindir, log
+
+
+def test_gpg_fallback_runs_as_few_programs_as_it_can(
+    future_keys: tuple[Keys, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each program is seconds in a TCG guest: both keys in one import, then the decrypt, and
+    gpgconf --remove-socketdir only where gpg can have made a socket directory outside the
+    home (not in an initramfs, which has no /run/user/UID)."""
+    keys, message = future_keys
+    bindir, log = _logging_wrappers(tmp_path)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    assert openpgp.gpg_decrypt(message, keys.sec, keys.pub) == b"from the future"
+    runs = log.read_text().splitlines()
+    assert [r.split()[0] for r in runs].count("gpg") == 2, runs
+    assert sum("--kill all" in r for r in runs) == 1, runs
+    removes = sum("--remove-socketdir" in r for r in runs)
+    assert removes == (1 if openpgp._socket_base(os.getuid()) else 0), runs
+
+
+def test_a_public_key_gpg_rejects_is_imported_alone_then_skipped(
+    future_keys: tuple[Keys, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Binary junk before the armoured secret key fails the joint import: each key is then
+    imported alone, the public key's failure ignored (as before the joint import)."""
+    keys, message = future_keys
+    bindir, log = _logging_wrappers(tmp_path)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    junk = b"\x99\x00\x05junk!"
+    assert openpgp.gpg_decrypt(message, keys.sec, junk) == b"from the future"
+    imports = [r for r in log.read_text().splitlines() if "--import" in r]
+    assert len(imports) == 3, imports
 
 
 def test_import_leaves_what_only_gpg_needs_unloaded() -> None:

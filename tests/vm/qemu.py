@@ -121,10 +121,15 @@ class Guest:
 def qemu_argv(
     files: BootFiles, cmdline: str, net: Sequence[str], console: Path, limit: float = QEMU_TIMEOUT
 ) -> list[str]:
-    """The QEMU command line: TCG, PVH boot of vmlinux, virtio disk with snapshot=on."""
+    """The QEMU command line: TCG, PVH boot of vmlinux, virtio disk with snapshot=on.
+
+    ``-cpu qemu64`` (baseline x86-64, what Debian's kernels and programs are built for), not
+    ``max``: TCG then emulates no AVX, AES-NI or larger XSAVE state, and a boot to the root
+    costs about 9% less CPU (5 s of 55, measured side by side).
+    """
     return [
         "timeout", "-k", "5", str(int(limit)),
-        "qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-m", "512", "-smp", "1",
+        "qemu-system-x86_64", "-accel", "tcg", "-cpu", "qemu64", "-m", "512", "-smp", "1",
         "-M", "pc", "-nodefaults", "-no-reboot", "-display", "none", "-vga", "none",
         "-kernel", str(files.vmlinux), "-initrd", str(files.initrd),
         "-append", f"console=ttyS0 panic=-1 root=/dev/mapper/cryptroot ro {cmdline}",

@@ -8,9 +8,10 @@ Rules of this module:
    subkeys the message names in its PKESK packets (RFC 4880 5.1).
 3. pysequoia refuses keys created "in the future", which is every key in an initramfs whose
    clock says 1970.  gpg accepts them with --ignore-time-conflict and --ignore-valid-from, so
-   gpg, in a private throw-away home directory, is the fallback.  Its gpg-agent is killed and
-   the directory removed afterwards.  What only gpg needs (subprocess, shutil, tempfile,
-   pathlib) is imported when gpg runs: the client's usual pysequoia path does not pay for it.
+   gpg, in a private throw-away home directory, is the fallback (the initramfs has only it):
+   one run imports both keys, one decrypts; its gpg-agent is killed and the directory removed
+   afterwards.  What only gpg needs (subprocess, shutil, tempfile, pathlib) is imported when
+   gpg runs: the client's usual pysequoia path does not pay for it.
 4. Every failure becomes DecryptError with one line; no key or secret bytes ever reach a
    message or a log line.
 5. Run with real ids that are not root under an effective root (password-agent starts
@@ -73,7 +74,8 @@ def gpg_home(prefix: str = "mandos-gpg-") -> Iterator[Path]:
     finally:
         gpgconf = shutil.which("gpgconf")
         if gpgconf is not None:
-            for action in ("--kill", "--remove-socketdir"):
+            actions = ("--kill", "--remove-socketdir") if _socket_base(os.getuid()) else ("--kill",)
+            for action in actions:
                 argv = [gpgconf, "--homedir", str(home), action]
                 if action == "--kill":
                     argv.append("all")
@@ -88,6 +90,19 @@ def gpg_home(prefix: str = "mandos-gpg-") -> Iterator[Path]:
                         **real,
                     )
         shutil.rmtree(home, ignore_errors=True)
+
+
+#: Where GnuPG puts a home's sockets outside the home (homedir.c), if one exists for the uid;
+#: without them the sockets are in the home, and go with it.
+_SOCKET_BASES: Final = ("/run/gnupg/user", "/run/user", "/var/run/user")
+
+
+def _socket_base(uid: int) -> bool:
+    """Whether gpg may have made a socket directory outside the home, for ``--remove-socketdir``
+    (never in an initramfs: one gpgconf run less there)."""
+    from pathlib import Path  # already imported by gpg_home, its only caller
+
+    return any(Path(base, str(uid)).is_dir() for base in _SOCKET_BASES)
 
 
 def run_gpg(
@@ -153,10 +168,7 @@ def gpg_decrypt(
 ) -> bytes:
     """Decrypt with gpg in a private temporary home, tolerating keys from the future."""
     with gpg_home() as home:
-        if pubkey_armored:  # optional: the secret key holds the public key too
-            with contextlib.suppress(DecryptError):
-                run_gpg(home, [*GPG_TIME_TOLERANT, "--import"], pubkey_armored, what="pubkey")
-        run_gpg(home, [*GPG_TIME_TOLERANT, "--import"], seckey_armored, what="cannot import key")
+        _import_keys(home, seckey_armored, pubkey_armored)
         return run_gpg(
             home,
             [
@@ -170,6 +182,19 @@ def gpg_decrypt(
             message,
             what="cannot decrypt",
         )
+
+
+def _import_keys(home: Path, seckey_armored: bytes, pubkey_armored: bytes | None) -> None:
+    """Both keys in one gpg run (each gpg start is seconds in a TCG guest). If that fails, each
+    alone, as the reference does: the public key is optional (the secret key holds it too)."""
+    args = [*GPG_TIME_TOLERANT, "--import"]
+    if pubkey_armored:
+        with contextlib.suppress(DecryptError):
+            run_gpg(home, args, pubkey_armored + b"\n" + seckey_armored, what="cannot import key")
+            return
+        with contextlib.suppress(DecryptError):
+            run_gpg(home, args, pubkey_armored, what="pubkey")
+    run_gpg(home, args, seckey_armored, what="cannot import key")
 
 
 def load_engine() -> None:
