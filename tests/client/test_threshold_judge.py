@@ -32,24 +32,26 @@ PRELOAD = """
 import sys
 from mandos.client import threshold
 {setup}
-threshold.preload_share_modules().join()
-print("mandos.adapters.slip39" in sys.modules, "pysequoia" in sys.modules,
+threshold.preload_decrypter().join()
+print("mandos.adapters.slip39" in sys.modules, sys.modules.get("pysequoia") is not None,
       "libcrypto" in open("/proc/self/maps").read())
 """
 
 
-def test_preload_imports_slip39_and_pysequoia_without_libcrypto() -> None:
-    """Several --connect: SLIP-39 and the decrypting engine are imported in a thread."""
+def test_preload_imports_pysequoia_only() -> None:
+    """Several --connect: the decrypting engine is imported in a thread (SLIP-39 is the share
+    worker's, in another process: client/share_worker.py)."""
     code = PRELOAD.format(setup="")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert (done.stdout.split(), done.stderr) == (["True", "True", "False"], "")
+    assert (done.stdout.split(), done.stderr) == (["False", "True", "False"], "")
 
 
 def test_preload_failing_leaves_no_traceback() -> None:
-    """shamir-mnemonic missing: the judgement reports it later; the thread prints nothing."""
-    code = PRELOAD.format(setup="sys.modules['shamir_mnemonic'] = None")
+    """pysequoia missing: the decryption reports it later (or gpg does it); the thread prints
+    nothing."""
+    code = PRELOAD.format(setup="sys.modules['pysequoia'] = None")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert (done.stdout.split(), done.stderr) == (["False", "True", "False"], "")
+    assert (done.stdout.split(), done.stderr) == (["False", "False", "False"], "")
 
 
 OPEN_THEN_COLLECT = """

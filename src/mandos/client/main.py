@@ -28,7 +28,7 @@ from mandos.client import network
 from mandos.client.args import PROG, ClientOptions, ConnectTarget, Info
 from mandos.client.attempt import SockAddr, Timeouts, fetch_blocking, fetch_on, spoken
 from mandos.client.imports import without
-from mandos.client.threshold import Done, Judge, Next, preload_share_modules
+from mandos.client.threshold import Done, Judge, Next, preload_decrypter
 from mandos.core.errors import (
     EX_IOERR,
     EX_SOFTWARE,
@@ -54,6 +54,8 @@ if TYPE_CHECKING:  # only for typing: libgnutls is loaded when the keys are; asy
 
     from mandos.adapters.gnutls.session import RawKeyCredentials
     from mandos.client.race import Target
+    from mandos.client.share_worker import Worker
+    from mandos.client.threshold import Slip39
 
 log = lazylog.get("mandos.client")
 
@@ -224,7 +226,12 @@ class FirstRound:  # not a dataclass: those cost about 1 ms each at start-up
         self.secret: Secret | None = None
 
 
-def first_round(opts: ClientOptions, keys: Keys, stagger: float = FIRST_ROUND_STEP) -> FirstRound:
+def first_round(
+    opts: ClientOptions,
+    keys: Keys,
+    slip39: Slip39 | None = None,
+    stagger: float = FIRST_ROUND_STEP,
+) -> FirstRound:
     """Several --connect, while every server behaves, without asyncio (a third of the start-up).
 
     The race's rules (client/race.py) in one thread: connect to all at once; as each server
@@ -234,7 +241,7 @@ def first_round(opts: ClientOptions, keys: Keys, stagger: float = FIRST_ROUND_ST
     its answer, is left for the race. When no server is left to speak (or --deadline passed)
     without the password, the asyncio race goes on from there, with the shares kept.
     """
-    judge = Judge(lambda label, blob: _decrypt(label, blob, keys))
+    judge = Judge(lambda label, blob: _decrypt(label, blob, keys), slip39)
     found = FirstRound(judge)
     targets = [_connect_target(c) for c in opts.connects]
     for label, _family, _sockaddr in targets:
@@ -337,7 +344,9 @@ async def _discovered(interfaces: Sequence[str]) -> AsyncIterator[Target]:
             yield Target(label, addr.family, sockaddr, server=addr.name or str(addr))
 
 
-def _run(opts: ClientOptions, keys: Keys, stopper: _Stopper) -> int | None:
+def _run(
+    opts: ClientOptions, keys: Keys, stopper: _Stopper, slip39: Slip39 | None = None
+) -> int | None:
     """Hooks, interfaces, the asyncio part and the output; always cleans up.
 
     Returns the exit status, or None when a signal stopped it before a password was printed.
@@ -354,7 +363,7 @@ def _run(opts: ClientOptions, keys: Keys, stopper: _Stopper) -> int | None:
         first = None
         if len(opts.connects) == 1:  # no event loop: asyncio is a third of the start-up
             secret = connect_and_retry(opts, keys)
-        elif opts.connects and (first := first_round(opts, keys)).secret is not None:
+        elif opts.connects and (first := first_round(opts, keys, slip39)).secret is not None:
             secret = first.secret
         else:
             if not opts.connects:
@@ -440,12 +449,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         sys.stdout.write(texts[parsed]())
         return 0
+    worker: Worker | None = None
+    if len(parsed.connects) > 1:  # a threshold, most likely: SLIP-39 on another core
+        from mandos.client.share_worker import Worker
+
+        worker = Worker()
+        worker.start()  # first: no thread may run when it forks
+        preload_decrypter()
     _setup_logging(parsed.debug, defer=len(parsed.connects) == 1)
-    if len(parsed.connects) > 1:  # a threshold, most likely (client/threshold.py)
-        preload_share_modules()
     try:
         keys = load_keys(parsed)
-        status = _run(cli.resolve_hook_dir(parsed), keys, stopper)
+        status = _run(cli.resolve_hook_dir(parsed), keys, stopper, worker)
     except Interrupted:
         status = None
     except MandosError as exc:
@@ -454,6 +468,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         log.critical("internal error: %s", type(exc).__name__, exc_info=parsed.debug)
         return EX_SOFTWARE
+    finally:
+        if worker is not None:
+            worker.close()
     if status is None:
         log.debug("%s exiting due to signal %s", PROG, stopper.signum)
         stopper.reraise()

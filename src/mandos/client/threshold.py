@@ -9,7 +9,8 @@ Rules of this module:
    again. A malformed or corrupt share, and a payload that does not decrypt, are retried.
 4. Log lines name servers, sets and share numbers; never share words or secret bytes.
 5. Judging is two steps, so that a caller may fetch the next share before SLIP-39 is loaded:
-   open() decrypts and reads the share's header; collect() checks its checksum and keeps it.
+   open() decrypts and reads the share's header; collect() checks its checksum and keeps it,
+   with adapters/slip39 or what stands in for it (client/share_worker.py, on another core).
 """
 
 from __future__ import annotations
@@ -29,6 +30,15 @@ from mandos.core.values import Secret
 TYPE_CHECKING = False  # not typing's: typing (with re) is ~1 MiB of the client's RSS
 if TYPE_CHECKING:
     import threading
+    from typing import Protocol
+
+    class Slip39(Protocol):
+        """adapters/slip39's two calls that judging needs (client/share_worker.Worker too)."""
+
+        def verify(self, share: shares.Share) -> None: ...
+
+        def recover(self, group: list[shares.Share]) -> bytes: ...
+
 
 log = lazylog.get("mandos.client")
 
@@ -54,7 +64,7 @@ class Done(Frozen):  # not a dataclass: dataclasses costs ~1.2 MiB of RSS
 Verdict = Done | Next
 
 
-def _slip39() -> ModuleType:
+def import_slip39() -> ModuleType:
     """adapters/slip39, imported only here: shamir-mnemonic is for threshold setups.
 
     Its import pulls in hashlib, which would load OpenSSL's libcrypto (about 6 ms and 3.4 MiB)
@@ -66,14 +76,12 @@ def _slip39() -> ModuleType:
     return slip39
 
 
-def preload_share_modules() -> threading.Thread:
-    """Import what judging a share needs in a thread, from the moment the options are known.
+def preload_decrypter() -> threading.Thread:
+    """Import pysequoia in a thread, beside the network waits, when several --connect are given.
 
-    Several --connect usually mean a threshold: SLIP-39, and pysequoia to decrypt, would be
-    imported between two servers' answers; imported beside the loading of libgnutls and the
-    keys and the network waits (none of which hold the GIL), they are ready by then. A plain
-    secret does not wait for them (a daemon thread). A failing import is left for the
-    judgement to report, in one line.
+    The first payload is decrypted between two servers' answers; imported meanwhile, the
+    engine is ready by then. A plain secret does not wait for it (a daemon thread). A failing
+    import is left for the decryption to report, in one line.
     """
 
     import threading  # only here: a single --connect never starts a thread
@@ -83,7 +91,6 @@ def preload_share_modules() -> threading.Thread:
             from mandos.adapters import openpgp
 
             openpgp.load_engine()
-            _slip39()
 
     thread = threading.Thread(target=load, name="preload", daemon=True)
     thread.start()
@@ -93,8 +100,13 @@ def preload_share_modules() -> threading.Thread:
 class Judge:
     """Turns decrypted payloads, server by server, into the password."""
 
-    def __init__(self, decrypt: Callable[[str, bytes], Secret | None]) -> None:
+    def __init__(
+        self, decrypt: Callable[[str, bytes], Secret | None], slip39: Slip39 | None = None
+    ) -> None:
+        """``slip39``: what checks and combines shares (client/share_worker.py); by default
+        adapters/slip39, imported at the first share."""
         self._decrypt = decrypt
+        self._slip39 = slip39
         self._collector: shares.Collector | None = None  # made at the first share
 
     def judge(self, label: str, blob: bytes) -> Verdict:
@@ -118,7 +130,7 @@ class Judge:
 
     def collect(self, label: str, share: shares.Share) -> Verdict:
         """The second half of judge(): check ``share``'s checksum (SLIP-39) and keep it."""
-        slip39 = _slip39()
+        slip39 = self._slip39 or import_slip39()
         try:
             slip39.verify(share)
         except ShareError as exc:
