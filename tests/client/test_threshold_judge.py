@@ -28,32 +28,6 @@ def test_a_share_is_judged_without_libcrypto() -> None:
     assert done.stdout.split() == ["False", "True"], done.stderr
 
 
-PRELOAD = """
-import sys
-from mandos.client import threshold
-{setup}
-threshold.preload_decrypter().join()
-print("mandos.adapters.slip39" in sys.modules, sys.modules.get("pysequoia") is not None,
-      "libcrypto" in open("/proc/self/maps").read())
-"""
-
-
-def test_preload_imports_pysequoia_only() -> None:
-    """Several --connect: the decrypting engine is imported in a thread (SLIP-39 is the share
-    worker's, in another process: client/share_worker.py)."""
-    code = PRELOAD.format(setup="")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert (done.stdout.split(), done.stderr) == (["False", "True", "False"], "")
-
-
-def test_preload_failing_leaves_no_traceback() -> None:
-    """pysequoia missing: the decryption reports it later (or gpg does it); the thread prints
-    nothing."""
-    code = PRELOAD.format(setup="sys.modules['pysequoia'] = None")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert (done.stdout.split(), done.stderr) == (["False", "False", "False"], "")
-
-
 OPEN_THEN_COLLECT = """
 import sys
 from mandos.client.threshold import Judge, Next

@@ -281,3 +281,54 @@ def test_a_duplicate_is_reported_and_changes_nothing() -> None:
     first = collector.add(parse(_GOOD))
     assert isinstance(first, shares.Waiting)
     assert isinstance(collector.add(parse(_GOOD)), shares.Duplicate)
+
+
+LINE_ALPHABET = st.sampled_from(
+    [
+        b"set: ",
+        b"share: ",
+        b" of ",
+        b", threshold ",
+        b"0",
+        b"1",
+        b"9",
+        b"10",
+        b"a",
+        b"f",
+        b"g",
+        b"z",
+        b"A",
+        b" ",
+        b",",
+        b"-",
+        b"\xff",
+    ]
+)
+
+
+@given(st.lists(LINE_ALPHABET, max_size=12).map(b"".join), st.data())
+def test_line_checks_agree_with_the_grammar(line: bytes, data: st.DataObject) -> None:
+    """The set, header and words lines are read without re (it is not on the client's boot
+    path): each check accepts exactly what the grammar's regular expression matches."""
+    hexes = data.draw(st.binary(min_size=16, max_size=16)).hex().encode()
+    for candidate in (line, b"set: " + hexes, b"set: " + hexes[:-1] + line):
+        got = shares._set_id(candidate)
+        match = re.fullmatch(rb"set: ([0-9a-f]{32})", candidate)
+        assert got == (bytes.fromhex(match.group(1).decode()) if match else None)
+    number = rb"([1-9][0-9]?)"
+    header = re.fullmatch(
+        rb"share: " + number + rb" of " + number + rb", threshold " + number, line
+    )
+    assert shares._header(line) == (tuple(int(g) for g in header.groups()) if header else None)
+    assert shares._words_read_well(line) == bool(re.fullmatch(rb"[a-z]+( [a-z]+)*", line))
+
+
+@pytest.mark.parametrize(
+    "line",
+    [b"share: 1 of 3, threshold 2", b"share: 16 of 16, threshold 16",
+     b"share: 01 of 3, threshold 2", b"share: 1 of 3, threshold 2 ",
+     b"share:  1 of 3, threshold 2", b"share: 1 of 3 , threshold 2"],
+)  # fmt: skip
+def test_header_lines(line: bytes) -> None:
+    header = re.fullmatch(rb"share: ([1-9][0-9]?) of ([1-9][0-9]?), threshold ([1-9][0-9]?)", line)
+    assert shares._header(line) == (tuple(int(g) for g in header.groups()) if header else None)

@@ -197,12 +197,6 @@ def _import_keys(home: Path, seckey_armored: bytes, pubkey_armored: bytes | None
     run_gpg(home, args, seckey_armored, what="cannot import key")
 
 
-def load_engine() -> None:
-    """Import pysequoia now (a thread may, beside a network wait); nothing if it is missing."""
-    with contextlib.suppress(_SequoiaFailed):
-        _sequoia()
-
-
 def _sequoia() -> Any:
     try:
         import pysequoia

@@ -28,7 +28,7 @@ from mandos.client import network
 from mandos.client.args import PROG, ClientOptions, ConnectTarget, Info
 from mandos.client.attempt import SockAddr, Timeouts, fetch_blocking, fetch_on, spoken
 from mandos.client.imports import without
-from mandos.client.threshold import Done, Judge, Next, preload_decrypter
+from mandos.client.threshold import Done, Judge, Next
 from mandos.core.errors import (
     EX_IOERR,
     EX_SOFTWARE,
@@ -111,8 +111,9 @@ class _Stopper:
 
 
 def _setup_logging(debug: bool, *, defer: bool = False) -> None:
-    """Log to stderr with the reference's prefix. ``defer`` (one --connect, where neither
-    asyncio nor Zeroconf logs): import logging at the first warning, if any (lazylog.py)."""
+    """Log to stderr with the reference's prefix. ``defer`` (--connect: asyncio and Zeroconf
+    come only with the race, which sets it up first): import logging at the first warning, if
+    any (lazylog.py)."""
     if defer and not debug:
         lazylog.defer_setup(lambda: _setup_logging(debug), lazylog.WARNING)
         return
@@ -394,6 +395,7 @@ def _discover(
     first: FirstRound | None = None,
 ) -> Secret:
     """The race under asyncio (Zeroconf, or several --connect); a stop signal cancels it."""
+    lazylog.setup_now()  # before asyncio and zeroconf, which log through logging itself
     # asyncio needs ssl only for its own TLS transports (ours is GnuTLS): a third of its import.
     with without("ssl", user="asyncio"):
         import asyncio
@@ -454,9 +456,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from mandos.client.share_worker import Worker
 
         worker = Worker()
-        worker.start()  # first: no thread may run when it forks
-        preload_decrypter()
-    _setup_logging(parsed.debug, defer=len(parsed.connects) == 1)
+        worker.start()
+    _setup_logging(parsed.debug, defer=bool(parsed.connects))
     try:
         keys = load_keys(parsed)
         status = _run(cli.resolve_hook_dir(parsed), keys, stopper, worker)

@@ -15,7 +15,6 @@ Rules of this module:
 
 from __future__ import annotations
 
-import contextlib
 import enum
 from collections.abc import Callable
 from types import ModuleType
@@ -29,7 +28,6 @@ from mandos.core.values import Secret
 
 TYPE_CHECKING = False  # not typing's: typing (with re) is ~1 MiB of the client's RSS
 if TYPE_CHECKING:
-    import threading
     from typing import Protocol
 
     class Slip39(Protocol):
@@ -74,27 +72,6 @@ def import_slip39() -> ModuleType:
     with without("_hashlib", user="hashlib"):
         from mandos.adapters import slip39
     return slip39
-
-
-def preload_decrypter() -> threading.Thread:
-    """Import pysequoia in a thread, beside the network waits, when several --connect are given.
-
-    The first payload is decrypted between two servers' answers; imported meanwhile, the
-    engine is ready by then. A plain secret does not wait for it (a daemon thread). A failing
-    import is left for the decryption to report, in one line.
-    """
-
-    import threading  # only here: a single --connect never starts a thread
-
-    def load() -> None:
-        with contextlib.suppress(Exception):
-            from mandos.adapters import openpgp
-
-            openpgp.load_engine()
-
-    thread = threading.Thread(target=load, name="preload", daemon=True)
-    thread.start()
-    return thread
 
 
 class Judge:

@@ -26,7 +26,6 @@ Rules of this module:
 from __future__ import annotations
 
 import binascii
-import functools
 import itertools
 from collections.abc import Callable
 
@@ -36,7 +35,6 @@ from mandos.core.values import Secret
 
 TYPE_CHECKING = False  # not typing's: typing (with re) is ~1 MiB of the client's RSS
 if TYPE_CHECKING:
-    import re
     from typing import Final
 
 MAGIC: Final = b"MANDOS-SHARE "
@@ -52,17 +50,40 @@ _ID_BITS: Final = 15  # SLIP-39 identifier length
 _LENGTH_BYTES: Final = 4
 
 
-@functools.cache
-def _patterns() -> tuple[re.Pattern[bytes], re.Pattern[bytes], re.Pattern[bytes]]:
-    """The set line, the header line and the words, compiled at the first share parsed: re is
-    not imported by a client whose secret is no share (about 0.3 MiB of its RSS)."""
-    import re
+_HEX: Final = frozenset(b"0123456789abcdef")
+_LOWER: Final = frozenset(b"abcdefghijklmnopqrstuvwxyz")
 
-    return (
-        re.compile(rb"set: ([0-9a-f]{32})"),
-        re.compile(rb"share: ([1-9][0-9]?) of ([1-9][0-9]?), threshold ([1-9][0-9]?)"),
-        re.compile(rb"[a-z]+( [a-z]+)*"),
-    )
+
+def _set_id(line: bytes) -> bytes | None:
+    """The set ID of a line ``set: <32 lower-case hex digits>``, else None."""
+    digits = line[len(b"set: ") :]
+    if not line.startswith(b"set: ") or len(digits) != 2 * SET_ID_BYTES:
+        return None
+    return binascii.unhexlify(digits) if _HEX.issuperset(digits) else None
+
+
+def _small_number(text: bytes) -> int | None:
+    """1 to 99 written without a leading zero, else None."""
+    if 1 <= len(text) <= 2 and text.isdigit() and text[:1] != b"0":
+        return int(text)
+    return None
+
+
+def _header(line: bytes) -> tuple[int, int, int] | None:
+    """(index, count, threshold) of a line ``share: I of N, threshold K``, else None."""
+    if not line.startswith(b"share: "):
+        return None
+    index, of, rest = line[len(b"share: ") :].partition(b" of ")
+    count, comma, threshold = rest.partition(b", threshold ")
+    i, n, k = (_small_number(text) for text in (index, count, threshold))
+    if not (of and comma) or i is None or n is None or k is None:
+        return None
+    return i, n, k
+
+
+def _words_read_well(line: bytes) -> bool:
+    """Lower-case ASCII words, each followed by one space but the last."""
+    return all(word and _LOWER.issuperset(word) for word in line.split(b" "))
 
 
 #: recover(K shares of one set) -> the packed value; ShareError if they do not combine.
@@ -173,13 +194,10 @@ def parse(payload: bytes) -> Share:
         raise ShareError(f"unsupported share version {version[:10]!r} (this client reads 1)")
     if len(lines) != 4:
         raise ShareError(f"a version 1 share has 4 lines, not {len(lines)}")
-    set_line, header, words = _patterns()
-    set_match = set_line.fullmatch(lines[1])
-    head = header.fullmatch(lines[2])
-    if set_match is None or head is None or words.fullmatch(lines[3]) is None:
+    set_id, head = _set_id(lines[1]), _header(lines[2])
+    if set_id is None or head is None or not _words_read_well(lines[3]):
         raise ShareError("malformed share")
-    set_id = binascii.unhexlify(set_match.group(1))
-    index, count, threshold = (int(g) for g in head.groups())
+    index, count, threshold = head
     if not (MIN_THRESHOLD <= threshold <= count <= MAX_SHARES and index <= count):
         of = f"share {index} of {count}, threshold {threshold}"
         raise ShareError(f"impossible share header: {of}")
