@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.conftest import PASSWORD, OurKeys
-from tests.e2e.threshold_setup import conf, make_share_sections, run_client, wait_until
+from tests.e2e.threshold_setup import CLIENT, conf, make_share_sections, run_client, wait_until
 from tests.ports import free_port
 from tests.server.ourserver import RunningServer, our_server
 
@@ -56,6 +58,36 @@ def test_the_second_share_is_fetched_before_the_first_is_checked(
     kept = [i for i, line in enumerate(lines) if "; 1 of 2" in line]
     assert (len(received), len(kept)) == (2, 1), lines
     assert received[1] < kept[0], lines
+
+
+def children(pid: int) -> list[int]:
+    with contextlib.suppress(OSError):
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    return []
+
+
+def test_several_connects_run_a_share_worker_that_ends_with_the_client(
+    ed25519_keys: OurKeys, tmp_path: Path
+) -> None:
+    """Two --connect to closed ports: mandos-client (client/launch.py) keeps retrying beside
+    its share worker; a SIGTERM ends both, the worker reaped by the client."""
+    connects = [f"--connect=127.0.0.1:{free_port()}" for _ in range(2)]
+    argv = [CLIENT, *ed25519_keys.client_args(), *connects, "--interface=none",
+            f"--network-hook-dir={tmp_path}", "--retry=1"]  # fmt: skip
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not (workers := children(proc.pid)) and time.monotonic() < deadline:
+            assert proc.poll() is None
+            time.sleep(0.02)
+        assert len(workers) == 1
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == -signal.SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert not Path(f"/proc/{workers[0]}").exists()
 
 
 def imported(stderr: bytes) -> set[str]:

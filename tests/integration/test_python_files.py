@@ -23,7 +23,7 @@ SITE = Path(sysconfig.get_paths()["purelib"])
 SITE_ZIP = "mandos-py-initramfs.zip"
 #: What the boot paths import: client (--connect, race, Zeroconf, threshold), runner, plugins.
 BOOT_MODULES = (
-    "mandos.client.main", "mandos.client.race", "mandos.client.session",
+    "mandos.client.launch", "mandos.client.main", "mandos.client.race", "mandos.client.session",
     "mandos.client.discovery", "mandos.adapters.openpgp", "mandos.adapters.slip39",
     "mandos.plugin_runner.main", "mandos.plugins.password_prompt", "mandos.plugins.askpass_fifo",
     "mandos.plugins.plymouth", "mandos.plugins.usplash", "mandos.plugins.splashy",

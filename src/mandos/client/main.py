@@ -433,8 +433,11 @@ def _usage_error(message: str) -> int:
     return EX_USAGE
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run mandos-client with these arguments (without the program name); the exit status."""
+def main(argv: Sequence[str] | None = None, worker: Worker | None = None) -> int:
+    """Run mandos-client with these arguments (without the program name); the exit status.
+
+    ``worker``: the share worker, when client/launch.py has started it already.
+    """
     stopper = _Stopper()
     stopper.install()
     try:
@@ -451,8 +454,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         sys.stdout.write(texts[parsed]())
         return 0
-    worker: Worker | None = None
-    if len(parsed.connects) > 1:  # a threshold, most likely: SLIP-39 on another core
+    if worker is None and len(parsed.connects) > 1:  # a threshold, most likely
         from mandos.client.share_worker import Worker
 
         worker = Worker()
@@ -476,8 +478,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.debug("%s exiting due to signal %s", PROG, stopper.signum)
         stopper.reraise()
     return status
-
-
-def entry() -> NoReturn:
-    """Console-script entry point."""
-    raise SystemExit(main())

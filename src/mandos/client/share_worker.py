@@ -88,6 +88,9 @@ def _serve(requests: int, answers: int) -> NoReturn:
     """The child (rule 1): import SLIP-39, answer until the request pipe closes."""
     status = 1
     try:
+        import gc
+
+        gc.disable()  # a short life: no collection writes to the parent's pages
         for sig in STOP_SIGNALS:
             signal.signal(sig, signal.SIG_DFL)
         null = os.open(os.devnull, os.O_RDWR)
@@ -122,6 +125,9 @@ class Worker:
             answer_r, answer_w = os.pipe()
         except OSError:
             return
+        import gc
+
+        gc.freeze()  # Python's gc.freeze advice: no collection copies the pages both hold
         try:
             pid = os.fork()
         except OSError:

@@ -29,7 +29,7 @@ PLUGINS: Final = {
     "plymouth": ("mandos.plugins.plymouth", True),
     "usplash": ("mandos.plugins.usplash", True),
     "splashy": ("mandos.plugins.splashy", True),
-    "mandos-client": ("mandos.client.main", True),
+    "mandos-client": ("mandos.client.launch", True),
 }
 PLUGIN_OVERRIDES: Final = "/etc/mandos/plugins.d"
 HELPER_OVERRIDES: Final = "/etc/mandos/plugin-helpers"
