@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -70,16 +69,20 @@ def test_several_connects_run_a_share_worker_that_ends_with_the_client(
     ed25519_keys: OurKeys, tmp_path: Path
 ) -> None:
     """Two --connect to closed ports: mandos-client (client/launch.py) keeps retrying beside
-    its share worker; a SIGTERM ends both, the worker reaped by the client."""
+    its share worker; a SIGTERM, once the client is under way, ends both, the worker reaped by
+    the client."""
     connects = [f"--connect=127.0.0.1:{free_port()}" for _ in range(2)]
     argv = [CLIENT, *ed25519_keys.client_args(), *connects, "--interface=none",
-            f"--network-hook-dir={tmp_path}", "--retry=1"]  # fmt: skip
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            f"--network-hook-dir={tmp_path}", "--retry=1", "--debug"]  # fmt: skip
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
     try:
-        deadline = time.monotonic() + 30
-        while not (workers := children(proc.pid)) and time.monotonic() < deadline:
-            assert proc.poll() is None
-            time.sleep(0.02)
+        under_way = b""
+        while b"Connecting to" not in under_way:  # its stop signals are handled by now
+            line = proc.stderr.readline()
+            assert line, "the client ended before connecting"
+            under_way += line
+        workers = children(proc.pid)
         assert len(workers) == 1
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == -signal.SIGTERM
@@ -87,6 +90,7 @@ def test_several_connects_run_a_share_worker_that_ends_with_the_client(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        proc.stderr.close()
     assert not Path(f"/proc/{workers[0]}").exists()
 
 

@@ -268,7 +268,7 @@ def first_round(
                     opened.append((label, share))
                 case _:  # RETRY: the race asks it again
                     continue
-            # Fewer than K: fetch the next one while the preload thread loads SLIP-39.
+            # Fewer than K: fetch the next one while the share worker loads SLIP-39.
             if len(opened) >= share.threshold and _collect(found, opened):
                 return found
     finally:
