@@ -179,11 +179,11 @@ def test_ipv4_check_accepts_what_ipaddress_accepts(raw: str) -> None:
 
 @pytest.mark.parametrize(("scope", "scope_id"), [("0", 0), ("7", 7), ("²", 0), ("lo", None)])
 def test_connect_scope_is_a_number_or_an_interface(scope: str, scope_id: int | None) -> None:
-    from mandos.client.main import _connect_target
+    from mandos.client.connect import connect_target
 
     target = _opts(f"--connect=[fe80::1%{scope}]:4711").connect
     assert target is not None
-    label, _family, sockaddr = _connect_target(target)
+    label, _family, sockaddr = connect_target(target)
     assert label == f"[fe80::1%{scope}]:4711"
     assert sockaddr == (
         "fe80::1",

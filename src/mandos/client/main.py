@@ -1,9 +1,10 @@
 """mandos-client: get the password from a Mandos server and print it (mandos-client(8mandos)).
 
-Composition, in order: parse the options, read the key files (before touching the network),
-run the network hooks with ``start``, bring interfaces up, then try the one server given with
---connect (blocking, no event loop: attempt.py); or for several --connect a first round by the
-race's rules in one thread (first_round: no event loop while every server behaves); or race
+Composition, in order: parse the options, read the key files (before touching the network:
+keys.py), run the network hooks with ``start``, bring interfaces up, then try the one server
+given with --connect (blocking, no event loop: connect.py); or for several --connect a first
+round by the race's rules in one thread (connect.first_round: no event loop while every server
+behaves); or race
 under asyncio every --connect server or every server Zeroconf finds (race.py), until the
 password is known: a secret we can decrypt, or K shares of one set combined (threshold.py).
 Then print it with no newline added, take down the interfaces we brought up and run the hooks
@@ -18,32 +19,28 @@ from __future__ import annotations
 
 import signal
 import sys
-import time
 from collections.abc import AsyncIterator, Sequence
 from types import FrameType
 
 from mandos.adapters import lazylog
 from mandos.client import args as cli
 from mandos.client import network
-from mandos.client.args import PROG, ClientOptions, ConnectTarget, Info
-from mandos.client.attempt import SockAddr, Timeouts, fetch_blocking, fetch_on, spoken
+from mandos.client.args import PROG, ClientOptions, Info
+from mandos.client.attempt import Timeouts
+from mandos.client.connect import FirstRound, connect_and_retry, connect_target, first_round
 from mandos.client.imports import without
-from mandos.client.threshold import Done, Judge, Next
+from mandos.client.keys import Keys, decrypt, load_keys
+from mandos.client.threshold import Judge
 from mandos.core.errors import (
     EX_IOERR,
     EX_SOFTWARE,
     EX_UNAVAILABLE,
     EX_USAGE,
-    AttemptFailed,
-    DecryptError,
     KeyFileError,
     MandosError,
     UsageError,
 )
-from mandos.core.frozen import Frozen
-from mandos.core.shares import Share
 from mandos.core.values import Secret
-from mandos.initramfs.argp import decimal
 from mandos.initramfs.process import STOP_SIGNALS, die_by_signal, write_all
 
 TYPE_CHECKING = False  # not typing's: typing (with re) is ~1 MiB of the client's RSS
@@ -52,7 +49,6 @@ if TYPE_CHECKING:  # only for typing: libgnutls is loaded when the keys are; asy
     import asyncio
     from typing import Final, NoReturn
 
-    from mandos.adapters.gnutls.session import RawKeyCredentials
     from mandos.client.race import Target
     from mandos.client.share_worker import Worker
     from mandos.client.threshold import Slip39
@@ -60,24 +56,10 @@ if TYPE_CHECKING:  # only for typing: libgnutls is loaded when the keys are; asy
 log = lazylog.get("mandos.client")
 
 LOG_PREFIX: Final = f"Mandos plugin {PROG}: "
-#: How long one server's handshake and answer may take in first_round (RFC 8305's 250 ms).
-FIRST_ROUND_STEP: Final = 0.25
 
 
 class Interrupted(BaseException):
     """A stop signal arrived outside the event loop; unwinds to the clean-up."""
-
-
-class Keys(Frozen):  # not a dataclass: dataclasses costs ~1.2 MiB of RSS
-    """The key material read at start-up (never logged)."""
-
-    __slots__ = ("credentials", "pubkey", "seckey")
-    credentials: RawKeyCredentials
-    pubkey: bytes
-    seckey: bytes
-
-    def __init__(self, credentials: RawKeyCredentials, pubkey: bytes, seckey: bytes) -> None:
-        self._init(credentials=credentials, pubkey=pubkey, seckey=seckey)
 
 
 class _Stopper:
@@ -129,166 +111,6 @@ def _setup_logging(debug: bool, *, defer: bool = False) -> None:
             logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
-def _read(path: str, what: str) -> bytes:
-    try:
-        with open(path, "rb") as f:  # not pathlib: it costs ~0.6 MiB of RSS
-            return f.read()
-    except OSError as exc:
-        raise KeyFileError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
-
-
-def load_keys(opts: ClientOptions) -> Keys:
-    """Read and check every key file; KeyFileError names the file that cannot be used."""
-    from mandos.adapters.gnutls.session import RawKeyCredentials
-
-    pubkey = _read(opts.pubkey, "OpenPGP public key")
-    seckey = _read(opts.seckey, "OpenPGP secret key")
-    for data, path in ((pubkey, opts.pubkey), (seckey, opts.seckey)):
-        if b"-----BEGIN PGP" not in data:
-            raise KeyFileError(f"{path}: not an ASCII-armoured OpenPGP key")
-    tls_pub = _read(opts.tls_pubkey, "TLS public key")
-    tls_priv = _read(opts.tls_privkey, "TLS private key")
-    credentials = RawKeyCredentials.from_pem(tls_pub, tls_priv, (opts.tls_pubkey, opts.tls_privkey))
-    if opts.dh_params is not None:
-        try:
-            credentials.set_dh_params_pem(_read(opts.dh_params, "DH parameters"))
-        except MandosError as exc:
-            log.warning("Not using DH parameters: %s", exc)
-    elif opts.dh_bits is not None:
-        try:
-            credentials.set_dh_bits(opts.dh_bits)
-        except MandosError as exc:
-            log.warning("Not using %d DH bits: %s", opts.dh_bits, exc)
-    return Keys(credentials, pubkey, seckey)
-
-
-def _decrypt(label: str, blob: bytes, keys: Keys) -> Secret | None:
-    """The password in ``blob``, or None (logged) if it does not decrypt."""
-    from mandos.adapters import openpgp
-
-    log.debug("Received %d bytes from %s; decrypting", len(blob), label)
-    try:
-        return Secret(openpgp.decrypt(blob, keys.seckey, keys.pubkey))
-    except DecryptError as exc:
-        log.warning("%s: cannot decrypt what it sent: %s", label, exc)
-        return None
-
-
-def connect_and_retry(opts: ClientOptions, keys: Keys, timeouts: Timeouts | None = None) -> Secret:
-    """The one --connect server, every --retry seconds, until it gives the password (no loop).
-
-    Blocks until then; a stop signal raises out of it (the socket is closed on the way). A share
-    alone is not the password: it is logged and the server asked again (give K servers).
-    """
-    t = timeouts or Timeouts(setup=opts.deadline)
-    assert opts.connect is not None
-    label, family, sockaddr = _connect_target(opts.connect)
-    judge = Judge(lambda label, blob: _decrypt(label, blob, keys))
-    told = False
-    while True:
-        log.debug("Connecting to %s", label)
-        try:
-            blob = fetch_blocking(family, sockaddr, opts.priority, keys.credentials, t)
-            if isinstance(verdict := judge.judge(label, blob), Done):
-                return verdict.secret
-            if verdict is Next.FINISHED and not told:
-                told = True
-                log.warning("%s sent a share: a threshold needs more servers (--connect)", label)
-        except AttemptFailed as exc:
-            log.warning("%s: %s", label, exc)
-        log.debug("Retrying %s in %g seconds", label, opts.retry)
-        time.sleep(opts.retry)
-
-
-def _connect_target(target: ConnectTarget) -> tuple[str, int, SockAddr]:
-    import socket
-
-    if not target.ipv6:
-        return f"{target.host}:{target.port}", socket.AF_INET, (target.host, target.port)
-    scope_id = 0
-    if target.scope is not None:
-        try:
-            number = decimal(target.scope)
-            scope_id = number if number is not None else socket.if_nametoindex(target.scope)
-        except OSError:
-            log.warning("No interface %s for %s", target.scope, target.host)
-    label = f"[{target.host}{'%' + target.scope if target.scope else ''}]:{target.port}"
-    return label, socket.AF_INET6, (target.host, target.port, 0, scope_id)
-
-
-class FirstRound:  # not a dataclass: those cost about 1 ms each at start-up
-    """What the asyncio-free first round over several --connect found (see first_round)."""
-
-    __slots__ = ("finished", "judge", "secret")
-
-    def __init__(self, judge: Judge) -> None:
-        self.judge = judge
-        self.finished: set[str] = set()  # servers whose share is in hand
-        self.secret: Secret | None = None
-
-
-def first_round(
-    opts: ClientOptions,
-    keys: Keys,
-    slip39: Slip39 | None = None,
-    stagger: float = FIRST_ROUND_STEP,
-) -> FirstRound:
-    """Several --connect, while every server behaves, without asyncio (a third of the start-up).
-
-    The race's rules (client/race.py) in one thread: connect to all at once; as each server
-    speaks first, finish its handshake and take its payload, one server at a time, so a plain
-    secret is asked of one server only; stop at the password. A server that stays silent
-    costs nothing; one that fails, or takes more than ``stagger`` seconds for its handshake or
-    its answer, is left for the race. When no server is left to speak (or --deadline passed)
-    without the password, the asyncio race goes on from there, with the shares kept.
-    """
-    judge = Judge(lambda label, blob: _decrypt(label, blob, keys), slip39)
-    found = FirstRound(judge)
-    targets = [_connect_target(c) for c in opts.connects]
-    for label, _family, _sockaddr in targets:
-        log.debug("Connecting to %s", label)
-    until = time.monotonic() + opts.deadline
-    step = min(stagger, opts.deadline)
-    timeouts = Timeouts(connect=None, handshake=step, receive=step, bye=step)
-    ready = spoken([(family, sockaddr) for _label, family, sockaddr in targets], until)
-    opened: list[tuple[str, Share]] = []  # shares in hand, not yet checked (threshold.py, 5)
-    try:
-        for index, sock in ready:
-            label = targets[index][0]
-            try:
-                blob = fetch_on(sock, opts.priority, keys.credentials, timeouts)
-            except AttemptFailed as exc:  # the race asks it again if it is still needed
-                log.warning("%s: %s", label, exc)
-                continue
-            match judge.open(label, blob):
-                case Done(secret):
-                    found.secret = secret
-                    return found
-                case Share() as share:
-                    opened.append((label, share))
-                case _:  # RETRY: the race asks it again
-                    continue
-            # Fewer than K: fetch the next one while the share worker loads SLIP-39.
-            if len(opened) >= share.threshold and _collect(found, opened):
-                return found
-    finally:
-        ready.close()
-    _collect(found, opened)
-    return found
-
-
-def _collect(found: FirstRound, opened: list[tuple[str, Share]]) -> bool:
-    """Check and keep the shares ``opened``, noting the password or the finished servers."""
-    for label, share in opened:
-        match found.judge.collect(label, share):
-            case Done(secret):
-                found.secret = secret
-            case Next.FINISHED:
-                found.finished.add(label)
-    opened.clear()
-    return found.secret is not None
-
-
 async def obtain_secret(
     opts: ClientOptions,
     keys: Keys,
@@ -305,7 +127,7 @@ async def obtain_secret(
 
     # The race's --deadline bounds connect plus handshake; these bound the rest.
     t = timeouts or Timeouts(connect=None, handshake=None)
-    judge = first.judge if first else Judge(lambda label, blob: _decrypt(label, blob, keys))
+    judge = first.judge if first else Judge(lambda label, blob: decrypt(label, blob, keys))
 
     async def fetch(target: Target, steps: Steps) -> bytes:
         return await fetch_encrypted_secret(
@@ -322,7 +144,7 @@ async def obtain_secret(
     )
     if opts.connects:
         # Each --connect is its own server (one address each; the label names it).
-        targets = [Target(*a, server=a[0]) for a in map(_connect_target, opts.connects)]
+        targets = [Target(*a, server=a[0]) for a in map(connect_target, opts.connects)]
         return await race.run(targets)
     return await race.run([], _discovered(interfaces))
 
