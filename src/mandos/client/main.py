@@ -4,11 +4,11 @@ Composition, in order: parse the options, read the key files (before touching th
 keys.py), run the network hooks with ``start``, bring interfaces up, then try the one server
 given with --connect (blocking, no event loop: connect.py); or for several --connect a first
 round by the race's rules in one thread (connect.first_round: no event loop while every server
-behaves); or race
-under asyncio every --connect server or every server Zeroconf finds (race.py), until the
-password is known: a secret we can decrypt, or K shares of one set combined (threshold.py).
-Then print it with no newline added, take down the interfaces we brought up and run the hooks
-with ``stop``. SIGTERM, SIGINT and SIGHUP do the same clean-up and then re-raise the signal.
+behaves); or race under asyncio every --connect server or every server Zeroconf finds
+(race.py), until the password is known: a secret we can decrypt, or K shares of one set
+combined (threshold.py). Then print it with no newline added, take down the interfaces we
+brought up and run the hooks with ``stop``. SIGTERM, SIGINT and SIGHUP do the same clean-up and
+then re-raise the signal.
 
 Exit status: 0 with the password printed; 64 (EX_USAGE) for bad options; 69 (EX_UNAVAILABLE)
 when a key file cannot be used, as the reference; 74 (EX_IOERR) when stdout cannot be written;
@@ -258,7 +258,8 @@ def _usage_error(message: str) -> int:
 def main(argv: Sequence[str] | None = None, worker: Worker | None = None) -> int:
     """Run mandos-client with these arguments (without the program name); the exit status.
 
-    ``worker``: the share worker, when client/launch.py has started it already.
+    ``worker``: the share worker that client/launch.py (the entry point) starts for several
+    --connect; closed here on every way out. Without it, shares are checked in-process.
     """
     stopper = _Stopper()
     stopper.install()
@@ -276,11 +277,6 @@ def main(argv: Sequence[str] | None = None, worker: Worker | None = None) -> int
         }
         sys.stdout.write(texts[parsed]())
         return 0
-    if worker is None and len(parsed.connects) > 1:  # a threshold, most likely
-        from mandos.client.share_worker import Worker
-
-        worker = Worker()
-        worker.start()
     _setup_logging(parsed.debug, defer=bool(parsed.connects))
     try:
         keys = load_keys(parsed)

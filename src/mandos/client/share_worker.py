@@ -17,6 +17,7 @@ Rules of this module:
    raising ShareError). If the child cannot be started, dies or answers nonsense, the same
    calls run in-process from then on: a slower boot, never a different answer.
 4. close() closes the pipes and reaps the child; main() calls it on every way out.
+   client/launch.py, the entry point, is the one that starts it.
 5. Shares and the combined value cross a pipe that only this process and its child hold.
 """
 
@@ -30,7 +31,7 @@ from types import ModuleType
 
 from mandos.core import shares
 from mandos.core.errors import ShareError
-from mandos.initramfs.process import STOP_SIGNALS
+from mandos.initramfs.process import STOP_SIGNALS, write_all
 
 TYPE_CHECKING = False  # not typing's: typing (with re) is ~1 MiB of the client's RSS
 if TYPE_CHECKING:
@@ -60,9 +61,7 @@ def _read_frame(fd: int) -> bytes:
 
 
 def _write_frame(fd: int, body: bytes) -> None:
-    data = memoryview(_LENGTH.pack(len(body)) + body)
-    while data:
-        data = data[os.write(fd, data) :]
+    write_all(fd, _LENGTH.pack(len(body)) + body)
 
 
 def _encode(share: shares.Share) -> bytes:
