@@ -110,17 +110,26 @@ def test_disabled_client_leaves_the_root_locked(vm_jobs: jobs.Scheduler) -> None
     print(f"\n{vm_jobs.result('boot:disabled')}")
 
 
-def boot_enabled(work: Path, setup: VmSetup) -> str:
-    """Job of scenario (1): a guest whose client the server knows and has enabled."""
+def boot_to_the_root(
+    files: qemu.BootFiles, keys: build.ClientKeys, console: Path
+) -> tuple[float, float, str]:
+    """A guest whose client our server knows and has enabled, booted through its unlocked root:
+    when cryptroot opened and the root's marker appeared (seconds), and the console's text."""
     with (
-        our_server(clients_conf(setup.keys)) as server,
-        qemu.boot(setup.files, qemu.connect_cmdline(), qemu.user_netdev(server.port),
-                  work / "console") as guest,
-    ):  # fmt: skip
+        our_server(clients_conf(keys)) as server,
+        qemu.boot(files, qemu.connect_cmdline(), qemu.user_netdev(server.port), console) as guest,
+    ):
         unlocked = guest.wait_for("cryptroot: set up successfully", BOOT_TIMEOUT)
         marker = guest.wait_for(build.ROOT_MARKER, BOOT_TIMEOUT)
         assert "Sending secret to" in server.log_text()
+        text = guest.text()
         guest.wait_exit(60)
+    return unlocked, marker, text
+
+
+def boot_enabled(work: Path, setup: VmSetup) -> str:
+    """Job of scenario (1): a guest whose client the server knows and has enabled."""
+    unlocked, marker, _ = boot_to_the_root(setup.files, setup.keys, work / "console")
     return f"vm(1): unlocked at {unlocked:.1f} s, root marker at {marker:.1f} s"
 
 

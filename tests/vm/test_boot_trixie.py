@@ -17,7 +17,13 @@ import pytest
 
 from tests.server.ourserver import our_server
 from tests.vm import build, jobs, qemu
-from tests.vm.test_boot import BOOT_TIMEOUT, PROMPT, _missing_tools, clients_conf
+from tests.vm.test_boot import (
+    BOOT_TIMEOUT,
+    PROMPT,
+    _missing_tools,
+    boot_to_the_root,
+    clients_conf,
+)
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -57,16 +63,8 @@ def make_trixie(work: Path) -> Trixie:
 
 def boot_enabled(work: Path, trixie: Trixie) -> str:
     """Job: the enabled client's root opens, under trixie's kernel."""
-    with (
-        our_server(clients_conf(trixie.keys)) as server,
-        qemu.boot(trixie.files, qemu.connect_cmdline(), qemu.user_netdev(server.port),
-                  work / "console") as guest,
-    ):  # fmt: skip
-        unlocked = guest.wait_for("cryptroot: set up successfully", BOOT_TIMEOUT)
-        marker = guest.wait_for(build.ROOT_MARKER, BOOT_TIMEOUT)
-        assert "Sending secret to" in server.log_text()
-        assert f"Linux version {trixie.release}" in guest.text()
-        guest.wait_exit(60)
+    unlocked, marker, text = boot_to_the_root(trixie.files, trixie.keys, work / "console")
+    assert f"Linux version {trixie.release}" in text
     return f"unlocked at {unlocked:.1f} s, root marker at {marker:.1f} s"
 
 
