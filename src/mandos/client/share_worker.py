@@ -23,21 +23,16 @@ Rules of this module:
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import struct
-from types import ModuleType
-
-from mandos.core import shares
-from mandos.core.errors import ShareError
-from mandos.initramfs.process import STOP_SIGNALS, write_all
 
 TYPE_CHECKING = False  # not typing's: typing (with re) is ~1 MiB of the client's RSS
 if TYPE_CHECKING:
+    from types import ModuleType
     from typing import Final, NoReturn
 
-_LENGTH: Final = struct.Struct(">I")
+    from mandos.core import shares
+
+_LENGTH_SIZE: Final = 4  # big-endian frame length
 _VERIFY: Final = b"V"
 _RECOVER: Final = b"R"
 _OK: Final = b"+"
@@ -56,20 +51,27 @@ def _read_exactly(fd: int, count: int) -> bytes:
 
 
 def _read_frame(fd: int) -> bytes:
-    (length,) = _LENGTH.unpack(_read_exactly(fd, _LENGTH.size))
+    length = int.from_bytes(_read_exactly(fd, _LENGTH_SIZE), "big")
     return _read_exactly(fd, length)
 
 
 def _write_frame(fd: int, body: bytes) -> None:
-    write_all(fd, _LENGTH.pack(len(body)) + body)
+    from mandos.initramfs.process import write_all
+
+    write_all(fd, len(body).to_bytes(_LENGTH_SIZE, "big") + body)
 
 
 def _encode(share: shares.Share) -> bytes:
+    from mandos.core import shares
+
     return shares.encode(share.set_id, share.index, share.count, share.threshold, share.words)
 
 
 def _answer(slip39: ModuleType, request: bytes) -> bytes:
     """The child's answer to one request: OK (and the value), or REFUSED and the reason."""
+    from mandos.core import shares
+    from mandos.core.errors import ShareError
+
     op, body = request[:1], request[1:]
     try:
         group = [shares.parse(part) for part in body.split(_SEPARATOR)]
@@ -90,6 +92,10 @@ def _serve(requests: int, answers: int) -> NoReturn:
         import gc
 
         gc.disable()  # a short life: no collection writes to the parent's pages
+        import signal
+
+        from mandos.initramfs.process import STOP_SIGNALS
+
         for sig in STOP_SIGNALS:
             signal.signal(sig, signal.SIG_DFL)
         null = os.open(os.devnull, os.O_RDWR)
@@ -158,6 +164,8 @@ class Worker:
         """Close the pipes and reap the child (rule 4)."""
         if self._pid is None:
             return
+        import contextlib
+
         for fd in (self._requests, self._answers):
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -172,10 +180,12 @@ class Worker:
         try:
             _write_frame(self._requests, request)
             answer = _read_frame(self._answers)
-        except (OSError, EOFError, struct.error):
+        except (OSError, EOFError):
             self.close()
             return None
         if answer[:1] == _REFUSED:
+            from mandos.core.errors import ShareError
+
             raise ShareError(answer[1:].decode(errors="replace"))
         if answer[:1] != _OK:
             self.close()
