@@ -300,7 +300,9 @@ async def test_whole_connect_run_imports_only_what_it_uses(keyset: KeySet) -> No
     """A --connect run to an IPv4 address, decryption included, imports neither dataclasses
     (with inspect, ast, dis, tokenize: ~1.2 MiB of peak RSS), pathlib (with urllib.parse:
     ~0.6 MiB), typing and re (~1 MiB), ipaddress, termios, nor, as it logs nothing, logging
-    (with traceback, threading: ~0.7 MiB): docs/performance.md, "Client memory".
+    (with traceback, threading: ~0.7 MiB); nor enum, functools, collections, contextlib,
+    socket, selectors, signal, weakref (~1.2 MiB together): docs/performance.md, "Client
+    memory".
     """
     secret = keyset.pgp.encrypt(b"lean")
     async with MandosPeer([Reply("secret", secret)]) as peer:
@@ -318,4 +320,6 @@ async def test_whole_connect_run_imports_only_what_it_uses(keyset: KeySet) -> No
     assert {"mandos.client.attempt", "mandos.adapters.openpgp", "pysequoia"} <= imported
     unused = {"dataclasses", "inspect", "pathlib", "urllib.parse", "logging", "threading"}
     unused |= {"typing", "re", "ipaddress", "termios"}
+    unused |= {"enum", "functools", "collections", "contextlib", "socket", "selectors", "signal"}
+    unused |= {"weakref"}
     assert not unused & imported

@@ -22,9 +22,7 @@ Rules of this module:
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator, Sequence
 
 from mandos.adapters import lazylog
 from mandos.core.errors import DecryptError, KeyFileError, MandosError
@@ -32,6 +30,8 @@ from mandos.core.values import Fingerprint
 
 TYPE_CHECKING = False  # not typing's: typing (with re) is ~1 MiB of the client's RSS
 if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+    from contextlib import AbstractContextManager
     from pathlib import Path
     from typing import Any, Final
 # imported by gpg_home only: pathlib costs the client ~0.6 MiB
@@ -57,9 +57,16 @@ def _as_real_user() -> dict[str, Any]:
     return {"user": uid, "group": gid, "extra_groups": []}
 
 
-@contextlib.contextmanager
-def gpg_home(prefix: str = "mandos-gpg-") -> Iterator[Path]:
+def gpg_home(prefix: str = "mandos-gpg-") -> AbstractContextManager[Path]:
     """A private (0700) temporary GnuPG home; its agent is killed and the directory removed."""
+    import contextlib  # here: it imports functools and collections, which pysequoia's path
+    # (the client's) never needs
+
+    return contextlib.contextmanager(_gpg_home)(prefix)
+
+
+def _gpg_home(prefix: str) -> Iterator[Path]:
+    import contextlib
     import shutil
     import subprocess
     import tempfile
@@ -187,6 +194,8 @@ def gpg_decrypt(
 def _import_keys(home: Path, seckey_armored: bytes, pubkey_armored: bytes | None) -> None:
     """Both keys in one gpg run (each gpg start is seconds in a TCG guest). If that fails, each
     alone, as the reference does: the public key is optional (the secret key holds it too)."""
+    import contextlib
+
     args = [*GPG_TIME_TOLERANT, "--import"]
     if pubkey_armored:
         with contextlib.suppress(DecryptError):
@@ -252,8 +261,10 @@ def _single_subkey_tsks(pgp: Any, seckey_armored: bytes, message: bytes) -> list
     groups.sort(key=lambda g: g[0].key_id not in recipients)
     tsks = []
     for group in groups:
-        with contextlib.suppress(Exception):
+        try:  # not contextlib.suppress: contextlib imports functools (client RSS)
             tsks.append(pgp.Tsk.from_packets(head + group))
+        except Exception:  # noqa: S112 - a group that is not a key is skipped
+            continue
     return tsks
 
 

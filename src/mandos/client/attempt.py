@@ -20,24 +20,25 @@ Rules of this module:
 
 from __future__ import annotations
 
-import contextlib
+import _socket as socket  # socket's C core: the socket module imports enum and selectors
 import errno
 import os
 import select
-import socket
 import time
-from collections.abc import Callable, Generator, Iterator, Sequence
 
 from mandos.core.errors import AttemptFailed, RemoteProtocolError, TLSError
 from mandos.core.frozen import Frozen
 
 TYPE_CHECKING = False  # not typing's: typing (with re) is ~1 MiB of the client's RSS
 if TYPE_CHECKING:
+    from collections.abc import Callable, Generator, Sequence
+    from types import TracebackType
     from typing import Final, TypeVar
 
     from mandos.adapters.gnutls.session import RawKeyCredentials, Session
 
     T = TypeVar("T")
+    S = TypeVar("S", bound=socket.socket)  # _socket's class or socket's (session.py)
 
 VERSION_LINE: Final = b"1\r\n"
 #: The largest secret we accept: a LUKS key file is at most 8 MiB, OpenPGP adds little.
@@ -78,23 +79,31 @@ def os_error_text(exc: OSError) -> str:
     return os.strerror(exc.errno) if exc.errno else str(exc)
 
 
-@contextlib.contextmanager
-def failing_as(what: str, limit: float | None = None) -> Iterator[None]:
-    """Turn one step's failure into an AttemptFailed naming the step (both twins use this).
+class failing_as:  # used as a function; not contextlib (functools)
+    """``with failing_as(what, limit):`` turn one step's failure into an AttemptFailed naming
+    the step (both twins use this).
 
     ``limit`` is the step's time limit in seconds: a TimeoutError without an errno is ours
     (select() or asyncio ran out of time); with one it is the kernel's (keepalive gave up).
     """
-    try:
-        yield
-    except TimeoutError as exc:
-        if exc.errno is None and limit is not None:
+
+    def __init__(self, what: str, limit: float | None = None) -> None:
+        self._what = what
+        self._limit = limit
+
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        what, limit = self._what, self._limit
+        if isinstance(exc, TimeoutError) and exc.errno is None and limit is not None:
             raise AttemptFailed(f"{what}: no answer within {limit:g} seconds") from None
-        raise AttemptFailed(f"{what}: {os_error_text(exc)}") from exc
-    except OSError as exc:
-        raise AttemptFailed(f"{what}: {os_error_text(exc)}") from exc
-    except (TLSError, RemoteProtocolError) as exc:
-        raise AttemptFailed(f"{what}: {exc}") from exc
+        if isinstance(exc, OSError):
+            raise AttemptFailed(f"{what}: {os_error_text(exc)}") from exc
+        if isinstance(exc, (TLSError, RemoteProtocolError)):
+            raise AttemptFailed(f"{what}: {exc}") from exc
 
 
 def new_socket(family: int) -> socket.socket:
@@ -151,7 +160,7 @@ def _tcp_connect(sock: socket.socket, sockaddr: SockAddr, limit: float | None) -
         raise OSError(err, os.strerror(err))
 
 
-def send_version_line(sock: socket.socket) -> socket.socket:
+def send_version_line(sock: S) -> S:
     """Write the version line on the fresh connection ``sock`` in one send(), and return it.
 
     A fresh connection has an empty send buffer, so three bytes always go in one piece. On
@@ -263,8 +272,10 @@ def spoken(
                 if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
                     sock.close()
                     continue
-                with contextlib.suppress(AttemptFailed):  # it closed the socket
+                try:  # noqa: SIM105 - contextlib imports functools and collections (RSS)
                     waiting[fd] = (index, send_version_line(sock))
+                except AttemptFailed:  # it closed the socket
+                    pass
             for fd in readable:
                 yield waiting.pop(fd)
     finally:
@@ -283,6 +294,8 @@ def _exchange(
     with failing_as("receive", timeouts.receive):
         data = _receive(session, fd, limit, _deadline(timeouts.receive))
     # The data is complete at close_notify: a failing bye() changes nothing.
-    with contextlib.suppress(TLSError, OSError):
+    try:  # noqa: SIM105 - contextlib imports functools and collections (RSS)
         _drive(session, fd, lambda: session.bye() or None, _deadline(timeouts.bye))
+    except (TLSError, OSError):
+        pass
     return data

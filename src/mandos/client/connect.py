@@ -59,7 +59,7 @@ def connect_and_retry(opts: ClientOptions, keys: Keys, timeouts: Timeouts | None
 
 
 def connect_target(target: ConnectTarget) -> tuple[str, int, SockAddr]:
-    import socket
+    import _socket as socket  # socket's C core: the socket module imports enum (RSS)
 
     if not target.ipv6:
         return f"{target.host}:{target.port}", socket.AF_INET, (target.host, target.port)

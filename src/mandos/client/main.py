@@ -17,10 +17,7 @@ when a key file cannot be used, as the reference; 74 (EX_IOERR) when stdout cann
 
 from __future__ import annotations
 
-import signal
 import sys
-from collections.abc import AsyncIterator, Sequence
-from types import FrameType
 
 from mandos.adapters import lazylog
 from mandos.client import args as cli
@@ -41,12 +38,15 @@ from mandos.core.errors import (
     UsageError,
 )
 from mandos.core.values import Secret
+from mandos.initramfs import signals
 from mandos.initramfs.process import STOP_SIGNALS, die_by_signal, write_all
 
 TYPE_CHECKING = False  # not typing's: typing (with re) is ~1 MiB of the client's RSS
 if TYPE_CHECKING:  # only for typing: libgnutls is loaded when the keys are; asyncio is
     # imported only for Zeroconf discovery (it is a third of the --connect path's start-up)
     import asyncio
+    from collections.abc import AsyncIterator, Sequence
+    from types import FrameType
     from typing import Final, NoReturn
 
     from mandos.client.race import Target
@@ -72,7 +72,7 @@ class _Stopper:
 
     def install(self) -> None:
         for sig in STOP_SIGNALS:
-            signal.signal(sig, self._handle)
+            signals.handle(sig, self._handle)
 
     def attach(self, task: asyncio.Task[Secret] | None) -> None:
         self._task = task

@@ -13,20 +13,21 @@ Rules of this module:
 
 from __future__ import annotations
 
-import contextlib
+import _socket  # socket's C core: the socket module imports enum and selectors (RSS)
 import fcntl
 import os
-import socket
 import struct
 import time
-from collections.abc import Iterator, Mapping, Sequence
 
 from mandos.adapters import lazylog
-from mandos.client.args import ClientOptions
 
 TYPE_CHECKING = False  # not typing's: typing (with re) is ~1 MiB of the client's RSS
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from types import TracebackType
     from typing import Final
+
+    from mandos.client.args import ClientOptions
 
 log = lazylog.get("mandos.client")
 
@@ -87,20 +88,25 @@ def read_text(path: str) -> str:
 def sysfs_interfaces(root: str = SYS_CLASS_NET) -> dict[str, int]:
     """Every interface in /sys/class/net with its flags."""
     found: dict[str, int] = {}
-    with contextlib.suppress(OSError):
-        for name in os.listdir(root):
-            with contextlib.suppress(OSError, ValueError):
-                found[name] = int(read_text(os.path.join(root, name, "flags")).strip(), 16)
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return found
+    for name in names:
+        try:
+            found[name] = int(read_text(os.path.join(root, name, "flags")).strip(), 16)
+        except (OSError, ValueError):
+            continue
     return found
 
 
-def get_flags(sock: socket.socket, name: str) -> int:
+def get_flags(sock: _socket.socket, name: str) -> int:
     """The interface's flags as SIOCGIFFLAGS reports them (IFF_RUNNING included)."""
     raw = fcntl.ioctl(sock, SIOCGIFFLAGS, _IFREQ.pack(name.encode(), 0))
     return int(_IFREQ.unpack(raw)[1])
 
 
-def set_flags(sock: socket.socket, name: str, flags: int) -> None:
+def set_flags(sock: _socket.socket, name: str, flags: int) -> None:
     """Set the interface's flags (needs CAP_NET_ADMIN)."""
     fcntl.ioctl(sock, SIOCSIFFLAGS, _IFREQ.pack(name.encode(), flags & 0xFFFF))
 
@@ -110,29 +116,52 @@ def _write_text(path: str, text: str) -> None:
         f.write(text)
 
 
-@contextlib.contextmanager
-def _quiet_console() -> Iterator[None]:
+class _QuietConsole:  # not contextlib: it imports functools and collections (RSS)
     """Lower the console log level while interfaces come up (best effort, root only)."""
-    try:
-        old = read_text(PRINTK).split()
-        if int(old[0]) > QUIET_CONSOLE_LEVEL:
-            _write_text(PRINTK, f"{QUIET_CONSOLE_LEVEL}\n")
-        else:
-            old = []
-    except (OSError, ValueError, IndexError):
-        old = []
-    try:
-        yield
-    finally:
-        if old:
-            with contextlib.suppress(OSError):
-                _write_text(PRINTK, f"{old[0]}\n")
+
+    def __enter__(self) -> None:
+        try:
+            old = read_text(PRINTK).split()
+            self._old = old[0] if int(old[0]) > QUIET_CONSOLE_LEVEL else ""
+        except (OSError, ValueError, IndexError):
+            self._old = ""
+        if self._old:
+            try:
+                _write_text(PRINTK, f"{QUIET_CONSOLE_LEVEL}\n")
+            except OSError:
+                self._old = ""
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._old:
+            try:  # noqa: SIM105 - contextlib imports functools and collections (RSS)
+                _write_text(PRINTK, f"{self._old}\n")
+            except OSError:
+                pass
+
+
+def _ioctl_socket() -> _socket.socket:
+    """A socket for the interface ioctls (SIOCGIFFLAGS, SIOCSIFFLAGS); the caller closes it."""
+    return _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
 
 
 def bring_up(names: Sequence[str], delay: float, brought_up: list[str]) -> None:
     """Bring up the interfaces that are down, appending each to ``brought_up`` at once, then
     wait up to ``delay`` seconds for them to be running."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock, _quiet_console():
+    if not names:
+        return
+    sock = _ioctl_socket()
+    try:
+        _bring_up(sock, names, delay, brought_up)
+    finally:
+        sock.close()
+
+
+def _bring_up(
+    sock: _socket.socket, names: Sequence[str], delay: float, brought_up: list[str]
+) -> None:
+    with _QuietConsole():
         for name in names:
             try:
                 flags = get_flags(sock, name)
@@ -193,7 +222,7 @@ def wait_for_link_local(names: Sequence[str], delay: float) -> None:
         log.debug("Interface %s has no usable IPv6 link-local address yet", name)
 
 
-def _running(sock: socket.socket, name: str) -> bool:
+def _running(sock: _socket.socket, name: str) -> bool:
     try:
         return bool(get_flags(sock, name) & IFF_RUNNING)
     except OSError:
@@ -205,13 +234,16 @@ def take_down(names: Sequence[str]) -> None:
     if not names:
         log.debug("No interfaces needed to be taken down")
         return
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+    sock = _ioctl_socket()
+    try:
         for name in names:
             try:
                 set_flags(sock, name, get_flags(sock, name) & ~IFF_UP)
                 log.debug("Took down interface %s", name)
             except OSError as exc:
                 log.warning("Could not take down interface %s: %s", name, exc.strerror or exc)
+    finally:
+        sock.close()
 
 
 def find_hooks(hook_dir: str) -> list[str]:

@@ -51,8 +51,10 @@ async def _step(what: str, limit: float | None, step: Coroutine[Any, Any, T]) ->
 
 async def _connect(family: int, sockaddr: SockAddr, limit: float | None) -> socket.socket:
     loop = asyncio.get_running_loop()
-    sock = new_socket(family)
+    # asyncio wants the socket module's class; new_socket makes _socket's (attempt.py)
+    sock = socket.socket(fileno=new_socket(family).detach())
     try:
+        sock.setblocking(False)
         await _step("connect", limit, loop.sock_connect(sock, sockaddr))
     except BaseException:
         sock.close()

@@ -15,10 +15,6 @@ Rules of this module:
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Callable
-from types import ModuleType
-
 from mandos.adapters import lazylog
 from mandos.client.imports import without
 from mandos.core import shares
@@ -28,7 +24,9 @@ from mandos.core.values import Secret
 
 TYPE_CHECKING = False  # not typing's: typing (with re) is ~1 MiB of the client's RSS
 if TYPE_CHECKING:
-    from typing import Protocol
+    from collections.abc import Callable
+    from types import ModuleType
+    from typing import ClassVar, Protocol
 
     class Slip39(Protocol):
         """adapters/slip39's two calls that judging needs (client/share_worker.Worker too)."""
@@ -41,11 +39,20 @@ if TYPE_CHECKING:
 log = lazylog.get("mandos.client")
 
 
-class Next(enum.Enum):
-    """What to do with a server after its payload."""
+class Next(Frozen):  # not an enum: enum (with functools, collections) is ~0.9 MiB of RSS
+    """What to do with a server after its payload: one of the two constants below."""
 
-    RETRY = "retry"  # ask it again after --retry seconds
-    FINISHED = "finished"  # its share is in hand; never ask it again
+    __slots__ = ("name",)
+    name: str
+    RETRY: ClassVar[Next]  # ask it again after --retry seconds
+    FINISHED: ClassVar[Next]  # its share is in hand; never ask it again
+
+    def __init__(self, name: str) -> None:
+        self._init(name=name)
+
+
+Next.RETRY = Next("retry")
+Next.FINISHED = Next("finished")
 
 
 class Done(Frozen):  # not a dataclass: dataclasses costs ~1.2 MiB of RSS

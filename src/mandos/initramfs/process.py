@@ -5,18 +5,17 @@ mandos-client, plugin-runner and the plugins share these. Standard library only.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import sys
-from collections.abc import Iterator
-from types import FrameType
+
+from mandos.initramfs import signals
 
 TYPE_CHECKING = False  # not typing's: typing (with re) is ~1 MiB of the client's RSS
 if TYPE_CHECKING:
+    from types import FrameType, TracebackType
     from typing import Any, Final, NoReturn
 
-STOP_SIGNALS: Final = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+STOP_SIGNALS: Final = (signals.SIGTERM, signals.SIGINT, signals.SIGHUP)
 
 
 class StopRequested(Exception):
@@ -31,21 +30,24 @@ def _raise_stop(signum: int, _frame: FrameType | None) -> None:
     raise StopRequested(signum)
 
 
-@contextlib.contextmanager
-def stop_signals_raise() -> Iterator[None]:
-    """Inside, SIGTERM/INT/HUP raise StopRequested so ``finally`` blocks can clean up."""
-    old = {s: signal.signal(s, _raise_stop) for s in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
+class stop_signals_raise:  # used as a function; not contextlib (see signals.py)
+    """``with stop_signals_raise():`` inside, SIGTERM/INT/HUP raise StopRequested so
+    ``finally`` blocks can clean up; the previous handlers are put back at the end."""
+
+    def __enter__(self) -> None:
+        self._old = {s: signals.handle(s, _raise_stop) for s in STOP_SIGNALS}
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        for s, h in self._old.items():
+            signals.handle(s, h)
 
 
 def die_by_signal(signum: int) -> NoReturn:
     """End the process by ``signum`` with its default action, as the reference plugins do."""
-    signal.signal(signum, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signum])
+    signals.handle(signum, signals.SIG_DFL)
+    signals.unblock(signum)
     os.kill(os.getpid(), signum)
     sys.exit(128 + signum)  # pragma: no cover - only if the signal is blocked
 

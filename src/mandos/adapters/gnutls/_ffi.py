@@ -11,7 +11,6 @@ Rules of this module:
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Callable
 from ctypes import (
     CFUNCTYPE,
     POINTER,
@@ -29,7 +28,8 @@ from mandos.adapters import lazylog
 from mandos.core.errors import TLSError
 
 TYPE_CHECKING = False  # not typing's: typing (with re) is ~1 MiB of the client's RSS
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # collections.abc imports collections (~0.3 MiB of the client's RSS)
+    from collections.abc import Callable
     from typing import Any, Final
 
 LIBRARY: Final = "libgnutls.so.30"

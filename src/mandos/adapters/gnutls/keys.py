@@ -11,34 +11,43 @@ contain key bytes.
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
 from ctypes import c_size_t, c_ubyte, c_void_p
 
 from mandos.adapters.gnutls import _ffi
 from mandos.core.errors import KeyFileError, TLSError
 from mandos.core.values import KeyId
 
+TYPE_CHECKING = False  # not typing's: typing (with re) is ~1 MiB of the client's RSS
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import TracebackType
+
 _KEY_ID_SIZE = 32  # SHA-256
 
 
-@contextmanager
-def _handle(init: Callable[..., int], deinit: Callable[..., None]) -> Iterator[c_void_p]:
-    """An initialised GnuTLS object handle, released on exit."""
-    handle = c_void_p()
-    init(ctypes.byref(handle))
-    try:
-        yield handle
-    finally:
-        deinit(handle)
+class _Handle:  # not contextlib: it imports functools and collections (client RSS)
+    """``with``: an initialised GnuTLS object handle, released on exit."""
+
+    def __init__(self, init: Callable[..., int], deinit: Callable[..., None]) -> None:
+        self._init, self._deinit = init, deinit
+
+    def __enter__(self) -> c_void_p:
+        self._handle = c_void_p()
+        self._init(ctypes.byref(self._handle))
+        return self._handle
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._deinit(self._handle)
 
 
-def _pubkey() -> AbstractContextManager[c_void_p]:
-    return _handle(_ffi.gnutls_pubkey_init, _ffi.gnutls_pubkey_deinit)
+def _pubkey() -> _Handle:
+    return _Handle(_ffi.gnutls_pubkey_init, _ffi.gnutls_pubkey_deinit)
 
 
-def _privkey() -> AbstractContextManager[c_void_p]:
-    return _handle(_ffi.gnutls_privkey_init, _ffi.gnutls_privkey_deinit)
+def _privkey() -> _Handle:
+    return _Handle(_ffi.gnutls_privkey_init, _ffi.gnutls_privkey_deinit)
 
 
 def _key_id(pubkey: c_void_p) -> KeyId:
@@ -72,7 +81,7 @@ def _import_pubkey(pubkey: c_void_p, pubkey_pem: bytes, name: str) -> None:
 def generate_ed25519_keypair() -> tuple[bytes, bytes]:
     """A fresh Ed25519 key: (PKCS#8 private key PEM, SubjectPublicKeyInfo public key PEM)."""
     bits = _ffi.gnutls_sec_param_to_pk_bits(_ffi.PK_EDDSA_ED25519, _ffi.SEC_PARAM_ULTRA)
-    with _handle(_ffi.gnutls_x509_privkey_init, _ffi.gnutls_x509_privkey_deinit) as x509key:
+    with _Handle(_ffi.gnutls_x509_privkey_init, _ffi.gnutls_x509_privkey_deinit) as x509key:
         _ffi.gnutls_x509_privkey_generate(x509key, _ffi.PK_EDDSA_ED25519, bits, 0)
         out = _ffi.Datum()
         _ffi.gnutls_x509_privkey_export2_pkcs8(
