@@ -10,17 +10,37 @@ lists, and expands only values that hold a ``%``; for any text that parser would
 returns None, and the caller reads the text with ``ConfigParser`` itself, which names the
 error. Reading 10,000 clients this way takes a quarter of the time (bench/server_storm.py).
 Interpolation errors are the parser's own (``configparser.InterpolationError``).
+
+A text whose options and headers all start in the first column (what ``mandos-keygen``
+writes, continuation lines and all) is read without a Python step per line: one regular
+expression finds each header and each option with its continuation lines (:data:`_ENTRY`).
+Any other text (an indented option, a blank or comment line inside a value, a line that is no
+option) goes through the line-by-line reader.
 """
 
 from __future__ import annotations
 
 import configparser
+import re
 from collections.abc import Mapping
 from typing import Final
 
 _SECTION: Final = configparser.ConfigParser.SECTCRE
 _DEFAULT: Final = "DEFAULT"
 _INTERPOLATION: Final = configparser.BasicInterpolation()
+
+#: One entry of a text whose headers and options start in the first column, found after its
+#: "\n" (searched for fast, unlike "^"): (1) what follows a "[" (a header, if it holds a "]"),
+#: or (2) an option's name (blanks before its delimiter kept), (3) the first line of its value
+#: (blanks after the delimiter left out) and (4) the indented lines right after it, each with
+#: its "\n" (continuation lines), or (5) the first character of any other line that has one: a
+#: line with no name or no delimiter, an indented line after a header, a blank line or a
+#: comment (which a value may hold). ``\s`` is ``str.isspace()``: the blanks ``strip()`` drops.
+_ENTRY: Final = re.compile(
+    r"\n(?:\[([^\n]*)"
+    r"|([^\s#;=:][^=:\n]*)[=:][^\S\n]*([^\n]*)((?:\n[^\S\n]+[^\s#;][^\n]*)*)"
+    r"|[^\S\n]*([^\s#;]))"
+)
 
 
 def read_sections(
@@ -62,6 +82,63 @@ def _read_raw(
     text: str, defaults: Mapping[str, str]
 ) -> tuple[dict[str, str], dict[str, dict[str, str]]] | None:
     """``ConfigParser._read`` for a text it reads without error; None for any other text."""
+    read = _read_entries(text, defaults)
+    return _read_lines(text, defaults) if isinstance(read, _LineByLine) else read
+
+
+class _LineByLine:
+    """What :func:`_read_entries` gives for a text it leaves to :func:`_read_lines`."""
+
+
+_LINE_BY_LINE: Final = _LineByLine()
+
+
+def _read_entries(
+    text: str, defaults: Mapping[str, str]
+) -> tuple[dict[str, str], dict[str, dict[str, str]]] | _LineByLine | None:
+    """:func:`_read_lines` for a text whose headers and options start in the first column:
+    one :data:`_ENTRY` match per header or option, not a Python step per line."""
+    file_defaults = {k.lower(): str(v) for k, v in defaults.items()}
+    written_defaults: dict[str, str] = {}  # [DEFAULT]'s options in the file (strict: once)
+    sections: dict[str, dict[str, str]] = {}
+    current: dict[str, str] | None = None
+    for after_bracket, name, first, more, other in _ENTRY.findall("\n" + text):
+        if name:
+            if current is None:
+                return None  # an option before any header
+            key = name.rstrip().lower()
+            if key in current:
+                return None  # a duplicate option (strict)
+            current[key] = _value(first, more) if more else first.rstrip()
+        elif other:
+            return _LINE_BY_LINE
+        else:
+            end = after_bracket.rfind("]")  # SECTCRE: the header ends at the last "]"
+            if end < 1:
+                return _LINE_BY_LINE  # no header: an option whose name starts with "[", or worse
+            section = after_bracket[:end]
+            if section == _DEFAULT:
+                current = written_defaults
+            elif section in sections:
+                return None  # a duplicate section (strict)
+            else:
+                current = sections[section] = {}
+    file_defaults.update(written_defaults)
+    return file_defaults, sections
+
+
+def _value(first: str, more: str) -> str:
+    """A value with continuation lines: every line stripped, joined by line breaks."""
+    lines = more.split("\n")
+    lines[0] = first  # more starts with its "\n"
+    return "\n".join(map(str.strip, lines))
+
+
+def _read_lines(
+    text: str, defaults: Mapping[str, str]
+) -> tuple[dict[str, str], dict[str, dict[str, str]]] | None:
+    """``ConfigParser._read`` for a text it reads without error, line by line; None for any
+    other text."""
     file_defaults: dict[str, list[str] | str] = {k.lower(): str(v) for k, v in defaults.items()}
     sections: dict[str, dict[str, list[str] | str]] = {}
     added: set[tuple[str, str]] = set()
