@@ -9,7 +9,7 @@ from mandos.core.option_names import (
     CLIENT_OPTIONS,
     did_you_mean,
     edit_distance,
-    maybe_written,
+    maybe_suspect,
     misspelled_options,
 )
 
@@ -72,7 +72,8 @@ def test_known_names_are_never_suspects(name: str) -> None:
 PIECES = [
     "[c]", "[DEFAULT]", "  [d]", "Keyid = 1", " intervall: 2", "\tho=3", "a : b = c", "= v",
     ": v", "x", "  cont = inued", "# keyid = 1", "; hots = 2", "\u00a0K\u00a0= 1", "k\r= 1", "",
-    "[e] = f",
+    "[e] = f", "Approved_By_Defaulttt = 1", "approved_by_defaultttt = 2", "\u0130" * 21 + " = 3",
+    "    hQIMA/b+hQIMA/b+hQIMA/b+hQIMA==",
 ]  # fmt: skip
 LINES = st.lists(
     st.one_of(
@@ -83,11 +84,42 @@ LINES = st.lists(
 
 
 @given(LINES)
-def test_maybe_written_holds_every_name_configparser_reads(text: str) -> None:
+def test_maybe_suspect_holds_every_name_configparser_reads_that_may_be_a_typo(text: str) -> None:
     parser = configparser.ConfigParser(interpolation=None, strict=False)
     try:
         parser.read_string(text)
     except configparser.Error:
         return
     written = set(parser.defaults()).union(*(parser.options(s) for s in parser.sections()))
-    assert written <= maybe_written(text)
+    longest = max(map(len, CLIENT_OPTIONS)) + 2  # two edits: anything longer is no typo
+    suspects = {name for name in written - CLIENT_OPTIONS if len(name) <= longest}
+    assert suspects <= maybe_suspect(text)
+
+
+def _did_you_mean_everywhere(name: str) -> str | None:
+    """did_you_mean as it was: every known name's distance computed."""
+    if name in CLIENT_OPTIONS:
+        return None
+    best = min(CLIENT_OPTIONS, key=lambda k: (edit_distance(name, k), k))
+    distance = edit_distance(name, best)
+    return best if 0 < distance <= (2 if len(best) >= 6 else 1) else None
+
+
+NEAR_NAMES = st.one_of(
+    st.text("abcdeik_lmnoprstuvxy", max_size=22),
+    st.sampled_from(sorted(CLIENT_OPTIONS)).flatmap(
+        lambda k: st.tuples(
+            st.integers(0, len(k)), st.text("ae_x", max_size=3), st.integers(0, 3)
+        ).map(lambda t: k[: t[0]] + t[1] + k[t[0] + t[2] :])
+    ),
+)
+
+
+@given(NEAR_NAMES)
+def test_did_you_mean_looks_only_at_names_of_a_near_length(name: str) -> None:
+    assert did_you_mean(name) == _did_you_mean_everywhere(name)
+
+
+def test_a_keygen_secret_is_no_typo() -> None:
+    body = "\n".join(["    " + "hQIMA" * 12 + "a/b+"] * 3 + ["    " + "QUJD" * 10 + "=="])
+    assert misspelled_options(f"[c]\nhost = c\nsecret =\n{body}\n" * 3) == []
