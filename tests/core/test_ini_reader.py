@@ -140,3 +140,25 @@ def test_keygen_sections_are_read_without_the_line_reader() -> None:
 )
 def test_other_texts_are_read_line_by_line(text: str) -> None:
     assert isinstance(ini_reader._read_entries(text, {}), ini_reader._LineByLine)
+
+
+PERCENT_PIECES = st.sampled_from(
+    ["%%", "%(a)s", "%(B)s", "%(c)s", "%(zz)s", "%", "%(", ")s", "x", ""]
+)
+PERCENT_TEXT = st.lists(PERCENT_PIECES, max_size=5).map("".join)
+
+
+@settings(max_examples=1000)
+@given(PERCENT_TEXT, st.dictionaries(st.sampled_from(["a", "b", "c"]), PERCENT_TEXT))
+@example("%(a)s", {"a": "%(a)s"})  # nested too deeply
+@example("%(a)s", {"a": ""})
+@example("x%(b)s", {"a": "", "b": "%(a)s"})
+def test_expansion_is_basic_interpolations(value: str, items: dict[str, str]) -> None:
+    parser = configparser.ConfigParser()
+    try:
+        theirs: str | None = configparser.BasicInterpolation().before_get(
+            parser, "s", "o", value, items
+        )
+    except configparser.InterpolationError:
+        theirs = None
+    assert ini_reader._expanded(value, items, parser.optionxform, 1) == theirs

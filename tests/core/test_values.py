@@ -150,6 +150,28 @@ def test_parse_accepts_exactly_the_hex_ids(raw: str) -> None:
                 cls.parse(raw)
 
 
+NEAR_HEX = st.text(alphabet="0123456789ABCDEFabcdef \t\x0b\u0663\uff21\ufb00xG", max_size=3)
+
+
+@given(
+    st.text(alphabet=string.hexdigits.upper(), min_size=34, max_size=64),
+    st.lists(st.tuples(st.integers(0, 63), NEAR_HEX), max_size=3),
+)
+def test_the_constructors_take_exactly_the_normal_form(
+    digits: str, edits: list[tuple[int, str]]
+) -> None:
+    text = digits
+    for at, piece in edits:
+        text = text[:at] + piece + text[at + len(piece) :]
+    normal = set(text) <= set(string.hexdigits.upper())
+    for cls, size in ((KeyId, 64), (Fingerprint, 40)):
+        if normal and len(text) == size:
+            assert cls(text).hex == text
+        else:
+            with pytest.raises(ConfigError):
+                cls(text)
+
+
 def test_ids_are_not_parsed_from_unnormalised_text_directly() -> None:
     with pytest.raises(ConfigError, match="not a key ID"):
         KeyId("ab" * 32)  # the constructor takes the normal form only

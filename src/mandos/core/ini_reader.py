@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import configparser
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Final
 
 _SECTION: Final = configparser.ConfigParser.SECTCRE
 _DEFAULT: Final = "DEFAULT"
 _INTERPOLATION: Final = configparser.BasicInterpolation()
+_REFERENCE: Final = re.compile(r"%\(([^)]+)\)s")  # BasicInterpolation's, which is private
 
 #: One entry of a text whose headers and options start in the first column, found after its
 #: "\n" (searched for fast, unlike "^"): (1) what follows a "[" (a header, if it holds a "]"),
@@ -71,11 +72,52 @@ def expand(
     """
     # Every expansion sees the unexpanded values, as ConfigParser.items() does.
     return {
-        key: _INTERPOLATION.before_get(parser, section, key, value, items)
-        if "%" in value
-        else value
+        key: _expand(parser, section, key, value, items) if "%" in value else value
         for key, value in items.items()
     }
+
+
+def _expand(
+    parser: configparser.ConfigParser, section: str, key: str, value: str, items: dict[str, str]
+) -> str:
+    done = _expanded(value, items, parser.optionxform, 1)
+    if done is None:  # an error: BasicInterpolation names it
+        return _INTERPOLATION.before_get(parser, section, key, value, items)
+    return done
+
+
+def _expanded(
+    value: str, items: Mapping[str, str], optionxform: Callable[[str], str], depth: int
+) -> str | None:
+    """``BasicInterpolation.before_get`` without its look-up of the value in the parser (an
+    exception raised and caught, 10 us), or None for anything it refuses."""
+    if depth > configparser.MAX_INTERPOLATION_DEPTH:
+        return None
+    if "%" not in value.replace("%%", ""):  # no reference (the default checker): no loop
+        return value.replace("%%", "%")
+    out = []
+    rest = value
+    while (percent := rest.find("%")) >= 0:
+        out.append(rest[:percent])
+        after = rest[percent + 1 : percent + 2]
+        if after == "%":
+            out.append("%")
+            rest = rest[percent + 2 :]
+            continue
+        reference = _REFERENCE.match(rest, percent) if after == "(" else None
+        if reference is None:
+            return None
+        found = items.get(optionxform(reference.group(1)))
+        if found is None:
+            return None
+        if "%" in found:
+            found = _expanded(found, items, optionxform, depth + 1)
+            if found is None:
+                return None
+        out.append(found)
+        rest = rest[reference.end() :]
+    out.append(rest)
+    return "".join(out)
 
 
 def _read_raw(
