@@ -1,4 +1,5 @@
-"""Prometheus metrics of the server (the only importer of ``prometheus_client``).
+"""Prometheus metrics of the server (the only importer of ``prometheus_client``, and only once
+metrics are asked for: the library and what it imports take 50 ms and 5.5 MiB of a start).
 
 Names follow Prometheus conventions: ``mandos_`` prefix, base units (seconds), ``_total`` on
 counters (the library adds it), no per-client labels unless asked (``--metrics-per-client``:
@@ -12,12 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import TYPE_CHECKING, Final, cast
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry, Counter
+    from prometheus_client.metrics_core import Metric
 
 OUTCOMES: Final = (
     "secret_sent",
@@ -30,7 +30,7 @@ OUTCOMES: Final = (
     "failed",
 )
 CHECKER_RESULTS: Final = ("success", "failure", "timeout")
-CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
+CONTENT_TYPE: Final = "text/plain; version=1.0.0; charset=utf-8"  # the library's latest
 #: A request is a TLS handshake and a few kB, unless it waits for an approval (minutes).
 REQUEST_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 CHECKER_BUCKETS: Final = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
@@ -47,12 +47,16 @@ class ClientGauges:
     expires: datetime | None
 
 
-class _ClientCollector(Collector):
+class _ClientCollector:
+    """The client gauges, read when scraped (a ``prometheus_client`` collector)."""
+
     def __init__(self, clients: Callable[[], Iterable[ClientGauges]], per_client: bool) -> None:
         self._clients = clients
         self._per_client = per_client
 
     def collect(self) -> Iterator[Metric]:
+        from prometheus_client.metrics_core import GaugeMetricFamily
+
         clients = list(self._clients())
         states = GaugeMetricFamily(
             "mandos_clients", "Configured clients by state", labels=["state"]
@@ -94,6 +98,8 @@ def _counter(
     registry: CollectorRegistry, name: str, doc: str, label: str, values: tuple[str, ...]
 ) -> Counter:
     """A counter with one label, every value present (at 0) from the start."""
+    from prometheus_client import Counter
+
     counter = Counter(name, doc, [label], registry=registry)
     for value in values:
         counter.labels(value)
@@ -106,6 +112,9 @@ class Metrics:
     def __init__(
         self, clients: Callable[[], Iterable[ClientGauges]], *, per_client: bool = False
     ) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+        from prometheus_client.registry import Collector
+
         self.per_client = per_client
         self.registry = CollectorRegistry()
         r = self.registry
@@ -140,7 +149,7 @@ class Metrics:
                 ["client", "outcome"],
                 registry=r,
             )
-        r.register(_ClientCollector(clients, per_client))
+        r.register(cast(Collector, _ClientCollector(clients, per_client)))
 
     def connection_opened(self) -> None:
         """A connection was accepted."""
@@ -171,4 +180,6 @@ class Metrics:
 
     def render(self) -> bytes:
         """The text exposition format of every metric."""
+        from prometheus_client.exposition import generate_latest
+
         return generate_latest(self.registry)

@@ -273,6 +273,7 @@ class MandosServer:
             # Written and fsynced in a thread: the event loop keeps serving meanwhile. Shielded,
             # and awaited again before the last save, so that a newer state is never overwritten.
             self._writing = asyncio.ensure_future(asyncio.to_thread(self._write_state, data))
+            del data  # not held while the saver waits: 7 MB at 10,000 clients
             await asyncio.shield(self._writing)
             await asyncio.sleep(save_pause(spent))
 
