@@ -147,11 +147,14 @@ class Registry:
         self._by_fingerprint = {}
         for state in self._clients.values():
             key_id, fpr = state.config.key_id, state.config.fingerprint
-            for kid in (key_id, *state.config.other_key_ids):
-                if kid is not None and kid != EMPTY_KEY_ID:
-                    self._by_key_id.setdefault(kid, state)
+            if key_id is not None:
+                self._by_key_id.setdefault(key_id, state)
+            for kid in state.config.other_key_ids:
+                self._by_key_id.setdefault(kid, state)
             if fpr is not None:
                 self._by_fingerprint.setdefault(fpr, state)
+        # Never matched; taken out once rather than compared with every key ID (10,000 clients).
+        self._by_key_id.pop(EMPTY_KEY_ID, None)
 
     def _get(self, name: str) -> ClientState:
         try:
