@@ -34,9 +34,10 @@ _REFERENCE: Final = re.compile(r"%\(([^)]+)\)s")  # BasicInterpolation's, which 
 #: "\n" (searched for fast, unlike "^"): (1) what follows a "[" (a header, if it holds a "]"),
 #: or (2) an option's name (blanks before its delimiter kept), (3) the first line of its value
 #: (blanks after the delimiter left out) and (4) the indented lines right after it, each with
-#: its "\n" (continuation lines), or (5) the first character of any other line that has one: a
-#: line with no name or no delimiter, an indented line after a header, a blank line or a
-#: comment (which a value may hold). ``\s`` is ``str.isspace()``: the blanks ``strip()`` drops.
+#: its "\n" (continuation lines), or (5) the first character of any other line that is not
+#: blank or a comment: a line with no name or no delimiter, an indented line that continues
+#: nothing found so far (after a header, or after a blank or comment line inside a value).
+#: ``\s`` is ``str.isspace()``: the blanks ``strip()`` drops.
 _ENTRY: Final = re.compile(
     r"\n(?:\[([^\n]*)"
     r"|([^\s#;=:][^=:\n]*)[=:][^\S\n]*([^\n]*)((?:\n[^\S\n]+[^\s#;][^\n]*)*)"
