@@ -43,6 +43,16 @@ class KeyId(Frozen):
 
         return cls(hashlib.sha256(der).hexdigest().upper())
 
+    # Frozen's, for the one field: the server looks a key ID up once per connection.
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not KeyId:
+            return NotImplemented
+        assert isinstance(other, KeyId)
+        return self.hex == other.hex
+
+    def __hash__(self) -> int:
+        return hash(self.hex)
+
     def __str__(self) -> str:
         return self.hex
 
