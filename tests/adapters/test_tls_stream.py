@@ -88,6 +88,34 @@ async def test_large_payload_then_bye(pair: Pair) -> None:
     assert received == payload
 
 
+async def test_sendall_waits_at_most_its_limit(pair: Pair) -> None:
+    server, client = pair
+    await asyncio.gather(server.handshake(), client.handshake())
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    with pytest.raises(TimeoutError):  # the client reads nothing: the buffers fill up
+        await server.sendall(bytes(4 << 20), limit=0.2)
+    assert 0.2 <= loop.time() - began < 10
+
+
+async def test_sendall_that_never_waits_sets_no_timer(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, client = pair
+    await asyncio.gather(server.handshake(), client.handshake())
+    scopes: list[object] = []
+    timeout_at = asyncio.timeout_at
+
+    def counting(when: float | None) -> asyncio.Timeout:
+        scopes.append(when)
+        return timeout_at(when)
+
+    monkeypatch.setattr(asyncio, "timeout_at", counting)
+    await server.sendall(b"a secret", limit=30)
+    assert scopes == []
+    assert await client.recv() == b"a secret"
+
+
 async def test_small_secret_like_the_mandos_exchange(pair: Pair) -> None:
     server, client = pair
     secret = b"\x85" + bytes(1023)

@@ -127,13 +127,21 @@ class TLSStream:
                 raise RemoteProtocolError(f"Peer sent more than {limit} bytes")
         return b"".join(parts)
 
-    async def sendall(self, data: bytes) -> None:
-        """Send all of data."""
+    async def sendall(self, data: bytes, limit: float | None = None) -> None:
+        """Send all of data; TimeoutError if that waits for more than ``limit`` seconds.
+
+        The limit is set at the first wait, so a send that never waits (a secret, nearly
+        always) costs no timeout scope.
+        """
         view = memoryview(data)
+        deadline: float | None = None
         while view:
             sent = self._session.send(bytes(view[:CHUNK]))
             if sent is None:
-                await self._wait()  # then call again with the same data, as GnuTLS requires
+                if deadline is None and limit is not None:
+                    deadline = asyncio.get_running_loop().time() + limit
+                async with asyncio.timeout_at(deadline):
+                    await self._wait()  # then call again with the same data, as GnuTLS requires
             else:
                 view = view[sent:]
 
