@@ -83,3 +83,31 @@ async def test_a_connection_shed_before_its_task_ran_is_closed(
             serving.cancel()
             await asyncio.gather(serving, return_exceptions=True)
     assert any("1 connections at once; shedding" in r.getMessage() for r in caplog.records)
+
+
+async def test_queued_connections_are_taken_without_a_wait_each() -> None:
+    _, public = generate_ed25519_keypair()
+    world = one_client_world(public, SECRET, handshake_timeout=60)
+    event_loop = asyncio.get_running_loop()
+    waits: list[object] = []
+    sock_accept = event_loop.sock_accept
+
+    async def counting(sock: socket.socket) -> tuple[socket.socket, object]:
+        waits.append(sock)
+        return await sock_accept(sock)
+
+    with loopback_listener() as listener:
+        peers = [socket.create_connection(listener.getsockname()) for _ in range(3)]
+        loop = AcceptLoop(listener, world.handler)
+        event_loop.sock_accept = counting  # type: ignore[method-assign]
+        serving = asyncio.create_task(loop.run())
+        try:
+            await asyncio.sleep(0.2)
+            assert len(loop._unfinished) == 3  # silent peers: all before their handshake
+            assert len(waits) == 1  # only once the queue was empty
+        finally:
+            del event_loop.sock_accept
+            for peer in peers:
+                peer.close()
+            serving.cancel()
+            await asyncio.gather(serving, return_exceptions=True)

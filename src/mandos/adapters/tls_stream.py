@@ -96,12 +96,14 @@ class TLSStream:
         With an executor, each step (non-blocking: it returns at would-block) runs in a worker
         thread; ctypes releases the GIL in GnuTLS, so handshakes use more than one core.
         """
+        if self._executor is None:
+            while not self._session.handshake():
+                await self._wait()
+            return
         while not await self._handshake_step():
             await self._wait()
 
     async def _handshake_step(self) -> bool:
-        if self._executor is None:
-            return self._session.handshake()
         step = asyncio.get_running_loop().run_in_executor(self._executor, self._session.handshake)
         try:
             return await asyncio.shield(step)

@@ -73,13 +73,18 @@ class AcceptLoop:
     async def run(self) -> None:
         """Accept until cancelled; then end every connection."""
         loop = asyncio.get_running_loop()
+        self._listener.setblocking(False)
         self._reserve = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         limit = connection_limit()
         try:
             while True:
-                await self._handshake_slot()
+                if len(self._unfinished) >= MAX_HANDSHAKES:
+                    await self._handshake_slot()
                 try:
-                    conn, address = await loop.sock_accept(self._listener)
+                    try:  # what the listen queue holds is taken without a future each
+                        conn, address = self._listener.accept()
+                    except (BlockingIOError, InterruptedError):
+                        conn, address = await loop.sock_accept(self._listener)
                 except OSError as exc:
                     await self._accept_failed(exc)
                     continue
