@@ -408,3 +408,12 @@ def test_server_sessions_share_one_empty_credentials_set(
         _drive(server.handshake, client.handshake)
     assert session_module._no_certificate() is session_module._no_certificate()
     assert session_module._NO_CERTIFICATE[0]._users == 0  # both sessions gave it back
+
+
+def test_the_shared_empty_credentials_are_never_freed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Kept for the process's life: freed by their __del__ at exit, they could find _ffi gone
+    # (seen as "Exception ignored in RawKeyCredentials.__del__" at the end of a test run).
+    freed: list[object] = []
+    monkeypatch.setattr(_ffi, "gnutls_certificate_free_credentials", freed.append)
+    session_module._no_certificate()._finalizer()
+    assert freed == []

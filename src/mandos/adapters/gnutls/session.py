@@ -174,11 +174,19 @@ _NO_CERTIFICATE: list[RawKeyCredentials] = []
 
 
 def _no_certificate() -> RawKeyCredentials:
-    """Empty credentials, made once and shared by every server-side session (never closed):
-    allocating and freeing a set per connection cost ~2% of a storm's CPU."""
+    """Empty credentials, made once and shared by every server-side session: allocating and
+    freeing a set per connection cost ~2% of a storm's CPU. Kept for the process's life, as
+    the parsed priorities are (freed at exit, its ``__del__`` would run after ``_ffi`` is gone).
+    """
     if not _NO_CERTIFICATE:
-        _NO_CERTIFICATE.append(RawKeyCredentials(_allocate_credentials()))
+        shared = RawKeyCredentials(_allocate_credentials())
+        shared._finalizer = _Release(_kept)
+        _NO_CERTIFICATE.append(shared)
     return _NO_CERTIFICATE[0]
+
+
+def _kept() -> None:
+    """What freeing the shared empty credentials does: nothing (the process's end frees them)."""
 
 
 def _free_session(handle: c_void_p, credentials: RawKeyCredentials) -> None:
