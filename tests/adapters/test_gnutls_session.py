@@ -21,6 +21,7 @@ from mandos.adapters.gnutls import (
     generate_ed25519_keypair,
     public_key_id,
 )
+from mandos.adapters.gnutls import session as session_module
 from mandos.core.config import DEFAULT_PRIORITY
 from mandos.core.errors import HandshakeError, KeyFileError, TLSError
 from tests.ports import free_port
@@ -393,3 +394,26 @@ def test_mandos_client_role_against_gnutls_cli(credentials: RawKeyCredentials) -
                     _run(s, sock, s.bye)
             out, _ = proc.communicate(timeout=30)
     assert payload in out
+
+
+def test_server_sessions_share_one_empty_credentials_set(
+    sockets: tuple[socket.socket, socket.socket], credentials: RawKeyCredentials
+) -> None:
+    # Allocated once, not per connection; closing a session never frees it for the next one.
+    first = Session.mandos_server(sockets[0].fileno(), DEFAULT_PRIORITY)
+    first.close()
+    server = Session.mandos_server(sockets[0].fileno(), DEFAULT_PRIORITY)
+    client = Session.mandos_client(sockets[1].fileno(), DEFAULT_PRIORITY, credentials)
+    with server, client:
+        _drive(server.handshake, client.handshake)
+    assert session_module._no_certificate() is session_module._no_certificate()
+    assert session_module._NO_CERTIFICATE[0]._users == 0  # both sessions gave it back
+
+
+def test_the_shared_empty_credentials_are_never_freed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Kept for the process's life: freed by their __del__ at exit, they could find _ffi gone
+    # (seen as "Exception ignored in RawKeyCredentials.__del__" at the end of a test run).
+    freed: list[object] = []
+    monkeypatch.setattr(_ffi, "gnutls_certificate_free_credentials", freed.append)
+    session_module._no_certificate()._finalizer()
+    assert freed == []

@@ -43,10 +43,23 @@ async def pair(keypair: tuple[bytes, bytes]) -> AsyncIterator[Pair]:
             client.close()
 
 
-def _registered(sock: socket.socket) -> bool:
-    """Whether the running loop still watches this socket (removing it if so)."""
+def _registered(fd: int) -> bool:
+    """Whether the running loop still watches this descriptor (removing it if so)."""
     loop = asyncio.get_running_loop()
-    return loop.remove_reader(sock.fileno()) | loop.remove_writer(sock.fileno())
+    return loop.remove_reader(fd) | loop.remove_writer(fd)
+
+
+def _watched(stream: TLSStream) -> bool:
+    """Whether the stream keeps its reader registered."""
+    return stream._reading is not None
+
+
+def _closed_unwatched(*streams: TLSStream) -> bool:
+    """Close the streams: True if the loop then watches none of their descriptors."""
+    fds = [stream._fd for stream in streams]
+    for stream in streams:
+        stream.close()
+    return not any(_registered(fd) for fd in fds)
 
 
 async def test_handshake_and_key_id(pair: Pair, keypair: tuple[bytes, bytes]) -> None:
@@ -73,6 +86,34 @@ async def test_large_payload_then_bye(pair: Pair) -> None:
 
     _, received = await asyncio.gather(send_side(), receive_side())
     assert received == payload
+
+
+async def test_sendall_waits_at_most_its_limit(pair: Pair) -> None:
+    server, client = pair
+    await asyncio.gather(server.handshake(), client.handshake())
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    with pytest.raises(TimeoutError):  # the client reads nothing: the buffers fill up
+        await server.sendall(bytes(4 << 20), limit=0.2)
+    assert 0.2 <= loop.time() - began < 10
+
+
+async def test_sendall_that_never_waits_sets_no_timer(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, client = pair
+    await asyncio.gather(server.handshake(), client.handshake())
+    scopes: list[object] = []
+    timeout_at = asyncio.timeout_at
+
+    def counting(when: float | None) -> asyncio.Timeout:
+        scopes.append(when)
+        return timeout_at(when)
+
+    monkeypatch.setattr(asyncio, "timeout_at", counting)
+    await server.sendall(b"a secret", limit=30)
+    assert scopes == []
+    assert await client.recv() == b"a secret"
 
 
 async def test_small_secret_like_the_mandos_exchange(pair: Pair) -> None:
@@ -133,16 +174,64 @@ async def test_wait_peer_closed(pair: Pair) -> None:
     await asyncio.wait_for(waiter, timeout=30)
 
 
-async def test_cancelled_handshake_leaves_nothing_registered(pair: Pair) -> None:
+async def test_cancelled_handshake_carries_on_and_close_leaves_nothing_registered(
+    pair: Pair,
+) -> None:
     server, client = pair
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(0.05):
             await server.handshake()  # the client is not running: it must wait
-    assert not _registered(server._sock)
     # The same session can carry on once the peer runs.
     await asyncio.gather(server.handshake(), client.handshake())
-    assert not _registered(server._sock)
-    assert not _registered(client._sock)
+    assert _closed_unwatched(server, client)
+
+
+async def test_a_connection_registers_its_reader_once(pair: Pair) -> None:
+    loop = asyncio.get_running_loop()
+    added: list[int] = []
+    add_reader = loop.add_reader
+
+    def counting(fd: Any, callback: Any, *args: Any) -> None:
+        added.append(fd)
+        add_reader(fd, callback, *args)
+
+    loop.add_reader = counting  # type: ignore[method-assign,assignment]
+    try:
+        server, client = pair
+
+        async def server_side() -> None:  # as connection.py does
+            await server.handshake()
+            await server.sendall(b"secret")
+            await server.bye()
+
+        async def client_side() -> bytes:  # as client/session.py does
+            await client.handshake()
+            data = await client.recv_until_eof(100)
+            await client.bye()
+            return data
+
+        _, data = await asyncio.gather(server_side(), client_side())
+        assert data == b"secret"
+    finally:
+        del loop.add_reader
+    # Each side waited to read several times (hello, the secret, close_notify).
+    assert sorted(added) == sorted({server._fd, client._fd})
+    assert _closed_unwatched(server, client)
+
+
+async def test_readable_with_nothing_waiting_stops_the_watch(pair: Pair) -> None:
+    server, client = pair
+    await asyncio.gather(server.handshake(), client.handshake())
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.05):
+            await server.recv()  # the client sends nothing yet
+    assert _watched(server)  # still, after the wait
+    await client.sendall(b"unasked")
+    for _ in range(3):
+        await asyncio.sleep(0)  # the loop sees it readable: once, not on every turn
+    assert not _watched(server)
+    assert not _registered(server._fd)
+    assert await server.recv() == b"unasked"
 
 
 async def test_cancelled_recv_can_be_retried(pair: Pair) -> None:
@@ -151,9 +240,9 @@ async def test_cancelled_recv_can_be_retried(pair: Pair) -> None:
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(0.05):
             await client.recv()
-    assert not _registered(client._sock)
     await server.sendall(b"later")
     assert await client.recv() == b"later"
+    assert _closed_unwatched(server, client)
 
 
 async def test_close_is_idempotent(pair: Pair) -> None:
@@ -210,7 +299,6 @@ async def test_cancelled_worker_handshake_waits_for_its_step() -> None:
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
-            assert not _registered(a)
         finally:
-            server.close()
+            assert _closed_unwatched(server)
             b.close()

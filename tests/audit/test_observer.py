@@ -13,10 +13,18 @@ import pytest
 from mandos.adapters.audit_log import AuditError, AuditLog
 from mandos.adapters.cause import Cause, caused_by
 from mandos.core.config import ClientConfig
-from mandos.core.effects import Log, Signal, StopChecker
+from mandos.core.effects import (
+    Effect,
+    Log,
+    PropertiesChanged,
+    SaveState,
+    Signal,
+    StopChecker,
+    WakeApprovalWaiters,
+)
 from mandos.core.registry import Refuse, Registry, SendSecret
 from mandos.core.values import ClientName, KeyId, Secret
-from mandos.server.observer import CHECKER_TIMEOUT_MESSAGE, Observer
+from mandos.server.observer import CHECKER_TIMEOUT_MESSAGE, Observer, _unremarkable
 from tests.audit.test_server_audit import records
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
@@ -137,3 +145,33 @@ def test_a_secret_recorded_but_not_delivered_says_so(tmp_path: Path) -> None:
         ("secret_not_delivered", "timed_out"),
         ("probe", None),
     ]
+
+
+@pytest.mark.parametrize(
+    "effect",
+    [
+        PropertiesChanged("c", {"Enabled": False, "Expires": None}),
+        Signal(None, "ClientAdded", ("c",)),
+        Signal(None, "ClientRemoved", ("c",)),
+        Signal("c", "CheckerStarted", ("true",)),
+        Signal("c", "CheckerCompleted", (0, 0, "true")),
+        Log(logging.WARNING, CHECKER_TIMEOUT_MESSAGE, ("c",)),
+        StopChecker("c"),
+        WakeApprovalWaiters("c"),
+    ],
+)
+def test_what_the_observer_looks_at_is_never_let_by(effect: Effect) -> None:
+    assert not _unremarkable(effect)
+
+
+@pytest.mark.parametrize(
+    "effect",
+    [
+        SaveState(),
+        Log(logging.INFO, "Sending secret to %s", ("c",)),
+        Signal("c", "GotSecret"),
+        PropertiesChanged("c", {"Expires": None, "LastCheckedOK": None}),
+    ],
+)
+def test_a_served_requests_effects_are_let_by_cheaply(effect: Effect) -> None:
+    assert _unremarkable(effect)

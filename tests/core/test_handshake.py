@@ -104,6 +104,8 @@ def test_custom_bound() -> None:
 
 def test_parse_version_line() -> None:
     assert parse_version_line(b"1") == 1
+    # Every client's line (its "\r" left on), answered first, as the general rule would.
+    assert parse_version_line(b"1\r") == parse_version_line(b"1\t") == 1
     with pytest.raises(RemoteProtocolError):
         parse_version_line(b"   ")
 

@@ -198,3 +198,13 @@ def test_client_name_object_path(name: str, path: str) -> None:
 def test_client_name_rejects(bad: str) -> None:
     with pytest.raises(ConfigError, match="not a valid client name"):
         ClientName(bad)
+
+
+def test_key_ids_compare_and_hash_by_their_digits_only() -> None:
+    key, same, other = KeyId("AB" * 32), KeyId("AB" * 32), KeyId("CD" * 32)
+    assert key == same
+    assert hash(key) == hash(same)
+    assert {key: 1}[same] == 1  # the server's lookup of a peer's key
+    assert key != other
+    assert key != "AB" * 32  # a key ID is not its text
+    assert key != Fingerprint("AB" * 20)

@@ -60,6 +60,8 @@ def parse_version_line(line: bytes) -> int:
         RemoteProtocolError: empty line, a first field that is not an integer, or a version
             above ``PROTOCOL_VERSION``.
     """
+    if line == b"1\r":  # what every client sends ("1\r\n"), answered without the regex
+        return 1
     fields = line.split()
     if not fields:
         raise RemoteProtocolError("Empty protocol version line")

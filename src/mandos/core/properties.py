@@ -21,9 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from operator import attrgetter
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from mandos.core.values import Secret
+from mandos.core.values import ClientName, Secret
 
 if TYPE_CHECKING:
     from mandos.core.client_state import ClientState
@@ -59,13 +59,19 @@ _PYTHON_TYPES: Final[dict[Kind, type]] = {
 
 @dataclass(frozen=True, slots=True)
 class ClientProperty:
-    """One property: ``read`` is None when write-only; a write sets ``setting`` or is a command."""
+    """One property: ``read`` is None when write-only; a write sets ``setting`` or is a command.
+
+    A readable property's value is ``shown`` (or the identity) applied to the client state's
+    attribute ``source`` (a dotted path), which is what ``read`` does.
+    """
 
     kind: Kind
     read: Callable[[ClientState], object] | None
     setting: str | None = None
     command: bool = False
     constant: bool = False  # never changes while the client exists
+    source: str = ""
+    shown: Callable[[Any], object] | None = None
 
     @property
     def readable(self) -> bool:
@@ -78,37 +84,63 @@ class ClientProperty:
         return self.setting is not None or self.command
 
 
+def _read(
+    kind: Kind,
+    source: str,
+    shown: Callable[[Any], object] | None = None,
+    *,
+    command: bool = False,
+    constant: bool = False,
+) -> ClientProperty:
+    """A readable property: ``shown`` of the state's attribute ``source``."""
+    get = attrgetter(source)
+    read = get if shown is None else lambda state: shown(get(state))
+    return ClientProperty(
+        kind, read, command=command, constant=constant, source=source, shown=shown
+    )
+
+
 def _setting(field: str, kind: Kind, *, readable: bool = True) -> ClientProperty:
-    read = attrgetter(f"config.{field}") if readable else None
-    return ClientProperty(kind, read, setting=field)
+    if not readable:
+        return ClientProperty(kind, None, setting=field)
+    source = f"config.{field}"
+    return ClientProperty(kind, attrgetter(source), setting=field, source=source)
 
 
 def _hex(value: object) -> str:
     return "" if value is None else str(value)
 
 
+def _pending(count: int) -> bool:
+    return count > 0
+
+
+def _dbus_path(name: ClientName) -> str:
+    return name.dbus_path()
+
+
 #: Every client property, in the order the reference introspects them.
 CLIENT_PROPERTIES: Final[dict[str, ClientProperty]] = {
     "ApprovalDelay": _setting("approval_delay", Kind.DURATION),
     "ApprovalDuration": _setting("approval_duration", Kind.DURATION),
-    "ApprovalPending": ClientProperty(Kind.FLAG, lambda s: s.approvals_pending > 0),
+    "ApprovalPending": _read(Kind.FLAG, "approvals_pending", _pending),
     "ApprovedByDefault": _setting("approved_by_default", Kind.FLAG),
-    "CheckerRunning": ClientProperty(Kind.FLAG, attrgetter("checker_running"), command=True),
+    "CheckerRunning": _read(Kind.FLAG, "checker_running", command=True),
     "Checker": _setting("checker", Kind.TEXT),
-    "Created": ClientProperty(Kind.DATE, attrgetter("created"), constant=True),
-    "Enabled": ClientProperty(Kind.FLAG, attrgetter("enabled"), command=True),
-    "Expires": ClientProperty(Kind.DATE, attrgetter("expires")),
+    "Created": _read(Kind.DATE, "created", constant=True),
+    "Enabled": _read(Kind.FLAG, "enabled", command=True),
+    "Expires": _read(Kind.DATE, "expires"),
     "ExtendedTimeout": _setting("extended_timeout", Kind.DURATION),
-    "Fingerprint": ClientProperty(Kind.TEXT, lambda s: _hex(s.config.fingerprint), constant=True),
+    "Fingerprint": _read(Kind.TEXT, "config.fingerprint", _hex, constant=True),
     "Host": _setting("host", Kind.TEXT),
     "Interval": _setting("interval", Kind.DURATION),
-    "KeyID": ClientProperty(Kind.TEXT, lambda s: _hex(s.config.key_id), constant=True),
-    "LastApprovalRequest": ClientProperty(Kind.DATE, attrgetter("last_approval_request")),
-    "LastCheckedOK": ClientProperty(Kind.DATE, attrgetter("last_checked_ok"), command=True),
-    "LastCheckerStatus": ClientProperty(Kind.NUMBER, attrgetter("last_checker_status")),
-    "LastEnabled": ClientProperty(Kind.DATE, attrgetter("last_enabled")),
-    "Name": ClientProperty(Kind.TEXT, attrgetter("name"), constant=True),
-    "ObjectPath": ClientProperty(Kind.PATH, lambda s: s.config.name.dbus_path(), constant=True),
+    "KeyID": _read(Kind.TEXT, "config.key_id", _hex, constant=True),
+    "LastApprovalRequest": _read(Kind.DATE, "last_approval_request"),
+    "LastCheckedOK": _read(Kind.DATE, "last_checked_ok", command=True),
+    "LastCheckerStatus": _read(Kind.NUMBER, "last_checker_status"),
+    "LastEnabled": _read(Kind.DATE, "last_enabled"),
+    "Name": _read(Kind.TEXT, "name", constant=True),
+    "ObjectPath": _read(Kind.PATH, "config.name", _dbus_path, constant=True),
     "Secret": _setting("secret", Kind.SECRET, readable=False),
     "Timeout": _setting("timeout", Kind.DURATION),
 }
@@ -122,23 +154,38 @@ def read_all(state: ClientState) -> dict[str, object]:
 #: Read once when a client is made and never again changed by anything (KeyID and Fingerprint
 #: are ``constant`` on the bus, yet a reload of clients.conf may change them).
 _FIXED: Final = frozenset({"Created", "Name", "ObjectPath"})
-#: The readable properties that a command may change, and how to read them.
+#: The readable properties that a command may change: name, and how the value is shown.
 _VARYING: Final = tuple(
-    (name, p.read)
+    (name, p.shown)
     for name, p in CLIENT_PROPERTIES.items()
     if p.read is not None and name not in _FIXED
 )
-
-_VARYING_READS: Final = tuple(read for _, read in _VARYING)
+#: Their sources, read in one call (a request diffs them twice: this is per connection).
+_READ_SOURCES: Final = attrgetter(
+    *(
+        p.source
+        for name, p in CLIENT_PROPERTIES.items()
+        if p.read is not None and name not in _FIXED
+    )
+)
 
 
 def read_varying(state: ClientState) -> tuple[object, ...]:
-    """The values of the properties a command may change, in :data:`_VARYING`'s order."""
-    return tuple([read(state) for read in _VARYING_READS])  # a list: faster than a generator
+    """What the properties a command may change are shown from, in :data:`_VARYING`'s order."""
+    values: tuple[object, ...] = _READ_SOURCES(state)
+    return values
 
 
 def varying_changes(before: tuple[object, ...], after: tuple[object, ...]) -> dict[str, object]:
     """Property name -> new value for each that differs between two :func:`read_varying`."""
-    return {
-        name: new for (name, _), old, new in zip(_VARYING, before, after, strict=True) if old != new
-    }
+    changes: dict[str, object] = {}
+    if before == after:
+        return changes
+    for (name, shown), old, new in zip(_VARYING, before, after, strict=True):
+        if old is new or old == new:
+            continue  # equal sources show equal values
+        if shown is None:
+            changes[name] = new
+        elif (value := shown(new)) != shown(old):
+            changes[name] = value
+    return changes

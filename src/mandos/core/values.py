@@ -52,7 +52,19 @@ class KeyId(Frozen):
         # the client, which never computes a key ID, imports this module.
         import hashlib
 
-        return cls(hashlib.sha256(der).hexdigest().upper())
+        key = cls.__new__(cls)  # a digest's upper-case hex needs no check: once per connection
+        key._init(hex=hashlib.sha256(der).hexdigest().upper())
+        return key
+
+    # Frozen's, for the one field: the server looks a key ID up once per connection.
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not KeyId:
+            return NotImplemented
+        assert isinstance(other, KeyId)
+        return self.hex == other.hex
+
+    def __hash__(self) -> int:
+        return hash(self.hex)
 
     def __str__(self) -> str:
         return self.hex

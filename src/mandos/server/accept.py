@@ -62,7 +62,9 @@ class AcceptLoop:
         self._listener = listener
         self._handler = handler
         self._connections = TaskOwner("serving a connection")
-        self._unfinished: dict[asyncio.Task[Any], None] = {}  # before their handshake, oldest first
+        # Before their handshake, oldest first, with their sockets (a task shed before it ran
+        # never closed its own).
+        self._unfinished: dict[asyncio.Task[Any], socket.socket] = {}
         self._reserve: int | None = None
         self._last_shed = -EPISODE_QUIET_SECONDS
         self._backoff = FIRST_BACKOFF_SECONDS
@@ -71,13 +73,18 @@ class AcceptLoop:
     async def run(self) -> None:
         """Accept until cancelled; then end every connection."""
         loop = asyncio.get_running_loop()
+        self._listener.setblocking(False)
         self._reserve = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         limit = connection_limit()
         try:
             while True:
-                await self._handshake_slot()
+                if len(self._unfinished) >= MAX_HANDSHAKES:
+                    await self._handshake_slot()
                 try:
-                    conn, address = await loop.sock_accept(self._listener)
+                    try:  # what the listen queue holds is taken without a future each
+                        conn, address = self._listener.accept()
+                    except (BlockingIOError, InterruptedError):
+                        conn, address = await loop.sock_accept(self._listener)
                 except OSError as exc:
                     await self._accept_failed(exc)
                     continue
@@ -89,10 +96,15 @@ class AcceptLoop:
                     continue
                 conn.setblocking(False)
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                self._connections.start(self._serve(conn, peer_name(address)))
-                await asyncio.sleep(0)  # the task runs first and takes its handshake slot
+                task = self._connections.start(self._serve(conn, peer_name(address)))
+                # Its handshake slot is taken now, not when it first runs: the loop goes on
+                # accepting what is queued without a turn of the event loop per connection.
+                self._unfinished[task] = conn
         finally:
             await self._connections.aclose()
+            for conn in self._unfinished.values():
+                conn.close()
+            self._unfinished.clear()
             if self._reserve is not None:
                 os.close(self._reserve)
                 self._reserve = None
@@ -100,14 +112,13 @@ class AcceptLoop:
     async def _serve(self, conn: socket.socket, peer: str) -> None:
         me = asyncio.current_task()
         assert me is not None
-        self._unfinished[me] = None
         try:
             await self._handler.serve(conn, peer, lambda: self._finished(me))
         finally:
             self._finished(me)
 
     def _finished(self, task: asyncio.Task[Any]) -> None:
-        if self._unfinished.pop(task, 0) is None:
+        if self._unfinished.pop(task, None) is not None:
             self._progress.set()
 
     async def _handshake_slot(self) -> None:
@@ -132,9 +143,10 @@ class AcceptLoop:
         if not self._unfinished:
             return False
         oldest = next(iter(self._unfinished))
-        del self._unfinished[oldest]
+        conn = self._unfinished.pop(oldest)
         oldest.cancel()
-        await asyncio.wait({oldest})  # its socket is closed once it has ended
+        await asyncio.wait({oldest})
+        conn.close()  # closed already if the task had started (idempotent)
         return True
 
     async def _accept_failed(self, exc: OSError) -> None:

@@ -192,8 +192,7 @@ class ConnectionHandler:
     async def _send_secret(self, stream: TLSStream, name: str, data: bytes, peer: str) -> bool:
         """Send within the send limit; a failure is logged as one, never as a handshake."""
         try:
-            async with asyncio.timeout(self._send_timeout):
-                await stream.sendall(data)
+            await stream.sendall(data, self._send_timeout)
         except TimeoutError:
             log.warning(
                 "Client %s (%s) did not read its secret within %g s; dropped",

@@ -29,6 +29,7 @@ from mandos.core.effects import (
     Effect,
     Log,
     PropertiesChanged,
+    SaveState,
     Signal,
     StopChecker,
     WakeApprovalWaiters,
@@ -279,6 +280,8 @@ class Observer:
 
     def effect(self, effect: Effect) -> None:
         """See one effect as the runner carries it out (the cause is in the context)."""
+        if _unremarkable(effect):
+            return
         match effect:
             case PropertiesChanged(name=name, changes=changes) if "Enabled" in changes:
                 self._enabled_changed(name, bool(changes["Enabled"]))
@@ -381,6 +384,26 @@ class Observer:
             ClientGauges(s.name, s.enabled, s.approvals_pending, s.last_checked_ok, s.expires)
             for s in registry.states()
         ]
+
+
+#: The signals :meth:`Observer.effect` looks at.
+_OBSERVED_SIGNALS: Final = frozenset(
+    {"ClientAdded", "ClientRemoved", "CheckerStarted", "CheckerCompleted"}
+)
+
+
+def _unremarkable(effect: Effect) -> bool:
+    """Whether :meth:`Observer.effect` surely ignores ``effect``: each served request brings a
+    few such (its log line, GotSecret, the new expiry, a save), so they are let by cheaply."""
+    if isinstance(effect, SaveState):
+        return True
+    if isinstance(effect, Log):
+        return effect.message != CHECKER_TIMEOUT_MESSAGE
+    if isinstance(effect, PropertiesChanged):
+        return "Enabled" not in effect.changes
+    if isinstance(effect, Signal):
+        return effect.member not in _OBSERVED_SIGNALS
+    return False
 
 
 def _cause_fields(cause: Cause | None, default: str) -> dict[str, Value]:
