@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -24,6 +24,7 @@ from mandos.adapters.gnutls import RawKeyCredentials, Session, generate_ed25519_
 from mandos.adapters.tls_stream import TLSStream
 from mandos.core.config import DEFAULT_PRIORITY
 from mandos.core.effects import (
+    Effect,
     Log,
     PropertiesChanged,
     SaveState,
@@ -35,7 +36,7 @@ from mandos.core.effects import (
 from mandos.core.errors import TLSError
 from mandos.server.connection import peer_name
 from mandos.server.effects import EffectRunner
-from tests.server.inprocess import World, one_client_world
+from tests.server.inprocess import World, one_client_world, utc_now
 
 SECRET = b"\x85 the encrypted secret"
 PEER = "192.0.2.7"
@@ -141,6 +142,30 @@ async def test_client_went_away_while_waiting_for_approval(
     assert "Client c1 went away while waiting for approval" in _messages(caplog)
     assert not world.registry.snapshot("c1")["ApprovalPending"]
     assert "Sending secret to c1" not in _messages(caplog)
+
+
+async def test_an_approval_while_the_wait_is_announced_wakes_the_wait(
+    keypair: tuple[bytes, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The approval event exists before the effects that announce the wait are carried out.
+
+    An Approve() handled while they run (here: right after them, before the handler's next
+    step) must wake the wait, not find no event and leave the client for the approval delay.
+    """
+    world = _world(keypair, approved_by_default=False, approval_delay=timedelta(seconds=30))
+    apply = world.effects.apply
+
+    async def apply_then_approve(effects: Iterable[Effect]) -> None:
+        effects = list(effects)
+        await apply(effects)
+        if any(isinstance(e, Signal) and e.member == "NeedApproval" for e in effects):
+            await apply(world.registry.approve("c1", True, utc_now()))
+
+    monkeypatch.setattr(world.effects, "apply", apply_then_approve)
+    ours, theirs = _pair()
+    async with asyncio.timeout(5):  # not the 30 s approval delay
+        _, received = await asyncio.gather(world.handler.serve(ours, PEER), _fetch(keypair, theirs))
+    assert received == SECRET
 
 
 async def test_denied_after_the_approval_delay(keypair: tuple[bytes, bytes]) -> None:

@@ -142,12 +142,12 @@ class ConnectionHandler:
     ) -> None:
         """Ask the registry, wait for approval if told to, send the secret or refuse."""
         handle, decision, effects = self._registry.begin_request(key_id, peer, self._now())
-        trace.decided(decision)
+        wake = self._decided(decision, trace)
         await self._effects.apply(effects)
         sent, say_bye = False, True
         if handle is not None:
             try:
-                sent, say_bye = await self._follow(stream, handle, decision, peer, trace)
+                sent, say_bye = await self._follow(stream, handle, decision, wake, peer, trace)
             finally:
                 await self._effects.apply(self._registry.end_request(handle, self._now(), sent))
         if say_bye:
@@ -158,10 +158,14 @@ class ConnectionHandler:
         stream: TLSStream,
         handle: RequestHandle,
         decision: SendSecret | AwaitApproval | Refuse,
+        wake: asyncio.Event | None,
         peer: str,
         trace: RequestTrace,
     ) -> tuple[bool, bool]:
-        """Act on decisions until one is final: (secret sent, peer still there for a bye)."""
+        """Act on decisions until one is final: (secret sent, peer still there for a bye).
+
+        ``wake`` is the approval event of an AwaitApproval decision (see _decided).
+        """
         while True:
             match decision:
                 case SendSecret(name=name, secret=secret):
@@ -177,7 +181,8 @@ class ConnectionHandler:
                         trace.failed("failed")
                     return sent, sent
                 case AwaitApproval(name=name, until=until):
-                    if await self._wait_for_approval(stream, name, until):
+                    assert wake is not None
+                    if await self._wait_for_approval(stream, wake, until):
                         trace.failed("abandoned")
                         log.info("Client %s went away while waiting for approval", name)
                         return False, False
@@ -186,7 +191,7 @@ class ConnectionHandler:
                 case _:
                     assert_never(decision)
             decision, effects = self._registry.poll_request(handle, self._now())
-            trace.decided(decision)
+            wake = self._decided(decision, trace)
             await self._effects.apply(effects)
 
     async def _send_secret(self, stream: TLSStream, name: str, data: bytes, peer: str) -> bool:
@@ -210,9 +215,25 @@ class ConnectionHandler:
             async with asyncio.timeout(BYE_TIMEOUT_SECONDS):
                 await stream.bye()
 
-    async def _wait_for_approval(self, stream: TLSStream, name: str, until: datetime) -> bool:
-        """Wait until woken, until ``until``, or until the peer closes; True if it closed."""
-        wake = self._effects.approval_event(name)
+    def _decided(
+        self, decision: SendSecret | AwaitApproval | Refuse, trace: RequestTrace
+    ) -> asyncio.Event | None:
+        """Note ``decision``; for AwaitApproval, the event its wait will wait on.
+
+        The event is made before the effects that announce the wait (NeedApproval, the
+        ApprovalPending change) are carried out: an Approve() handled while they run, should
+        one of them ever await, then wakes this wait instead of finding no event to set.
+        """
+        trace.decided(decision)
+        if isinstance(decision, AwaitApproval):
+            return self._effects.approval_event(decision.name)
+        return None
+
+    async def _wait_for_approval(
+        self, stream: TLSStream, wake: asyncio.Event, until: datetime
+    ) -> bool:
+        """Wait until ``wake`` is set, until ``until``, or until the peer closes; True if it
+        closed."""
         loop = asyncio.get_running_loop()
         # The core's deadline is wall-clock time; the loop's clock is monotonic.
         deadline = loop.time() + max(0.0, (until - self._now()).total_seconds())
