@@ -89,17 +89,19 @@ install() {
         inst_simple "$moddir/ask-password-mandos.service" "$systemdsystemunitdir/ask-password-mandos.service"
         mkdir -p "$initdir$systemdsystemunitdir/sysinit.target.wants"
         ln -sf ../ask-password-mandos.path "$initdir$systemdsystemunitdir/sysinit.target.wants/ask-password-mandos.path"
+        # The module's own options go in variables of their own: an admin's drop-in setting
+        # PASSWORD_AGENT_OPTIONS or MANDOS_CLIENT_OPTIONS then adds to them, not replaces them.
         local dropins="$initdir$systemdsystemunitdir/ask-password-mandos.service.d"
         mkdir -p "$dropins"
         {
             echo "[Service]"
-            [ ${#opts[@]} -gt 0 ] && echo "Environment=PASSWORD_AGENT_OPTIONS=${opts[*]}"
+            [ ${#opts[@]} -gt 0 ] && echo "Environment=\"MANDOS_MODULE_AGENT_OPTIONS=${opts[*]}\""
             [ -e "$keydir/dhparams.pem" ] &&
-                echo "Environment=MANDOS_CLIENT_OPTIONS=--dh-params=/etc/mandos/keys/dhparams.pem"
+                echo "Environment=MANDOS_MODULE_CLIENT_OPTIONS=--dh-params=/etc/mandos/keys/dhparams.pem"
         } > "$dropins/00-mandos-ids.conf"
         local f
         for f in /etc/systemd/system/ask-password-mandos.service.d/*.conf; do
-            [ -f "$f" ] && inst_simple "$f" "$systemdsystemunitdir/ask-password-mandos.service.d/${f##*/}"
+            if [ -f "$f" ]; then inst_simple "$f" "$systemdsystemunitdir/ask-password-mandos.service.d/${f##*/}"; fi
         done
     else
         "$MANDOS_PYTHON" -I -m mandos.plugins.layout "$initdir/lib/mandos/plugins.d" \
