@@ -15,7 +15,9 @@ import os
 import queue
 import shutil
 import signal
+import socket
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -197,3 +199,50 @@ def processes() -> Iterator[list[subprocess.Popen[str]]]:
     finally:
         for proc in procs:
             stop(proc, timeout=5.0)
+
+
+@contextlib.contextmanager
+def loopback_namespace(prefix: str = "mlo") -> Iterator[str]:
+    """A fresh namespace with only ``lo``, up: for a program that can listen on all interfaces
+    only (gnutls-serv), where that means this namespace's loopback and nothing else."""
+    ns = f"{prefix}-{os.getpid()}-{next(_counter)}"
+    _ip("netns", "add", ns)
+    try:
+        _ip("-n", ns, "link", "set", "lo", "up")
+        yield ns
+    finally:
+        _kill_ns_processes(ns)
+        subprocess.run(["ip", "netns", "delete", ns], capture_output=True, timeout=30, check=False)
+
+
+# Run inside the namespace: connect to 127.0.0.1:PORT there and send the socket back (SCM_RIGHTS).
+_CONNECT_AND_SEND = """
+import socket, sys, time
+port, back = int(sys.argv[1]), socket.socket(fileno=int(sys.argv[2]))
+deadline = time.monotonic() + float(sys.argv[3])
+while True:
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        break
+    except ConnectionRefusedError:
+        if time.monotonic() > deadline:
+            sys.exit(1)
+        time.sleep(0.05)
+socket.send_fds(back, [b"s"], [s.fileno()])
+"""
+
+
+def connect_in_namespace(ns: str, port: int, wait: float = 30.0) -> socket.socket | None:
+    """A TCP connection to 127.0.0.1:``port`` of namespace ``ns``, made by a short-lived process
+    in it and handed over; None if nothing listened there within ``wait`` seconds."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    with ours, theirs:
+        done = subprocess.run(
+            ["ip", "netns", "exec", ns, sys.executable, "-I", "-c", _CONNECT_AND_SEND,
+             str(port), str(theirs.fileno()), str(wait)],
+            pass_fds=(theirs.fileno(),), capture_output=True, timeout=wait + 30, check=False,
+        )  # fmt: skip
+        if done.returncode != 0:
+            return None
+        _, fds, _, _ = socket.recv_fds(ours, 1, 1)
+    return socket.socket(fileno=fds[0])

@@ -24,7 +24,7 @@ from mandos.adapters.gnutls import (
 from mandos.adapters.gnutls import session as session_module
 from mandos.core.config import DEFAULT_PRIORITY
 from mandos.core.errors import HandshakeError, KeyFileError, TLSError
-from tests.ports import free_port
+from tests.netns import connect_in_namespace, loopback_namespace, requires_netns
 
 Step = Callable[[], bool]
 
@@ -326,32 +326,22 @@ def _reaped(proc: subprocess.Popen[bytes]) -> Iterator[subprocess.Popen[bytes]]:
         proc.wait(timeout=30)
 
 
-def _connect_when_listening(proc: subprocess.Popen[bytes], port: int) -> socket.socket | None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            return socket.create_connection(("127.0.0.1", port), timeout=5)
-        except ConnectionRefusedError:
-            time.sleep(0.05)
-    return None
-
-
+@requires_netns
 def test_mandos_server_role_against_gnutls_serv(
     tmp_path: Path, keypair: tuple[bytes, bytes]
 ) -> None:
     (tmp_path / "priv.pem").write_bytes(keypair[0])
     (tmp_path / "pub.pem").write_bytes(keypair[1])
-    for _attempt in range(3):
-        port = free_port()
-        # gnutls-serv has no bind option; we only ever connect to it on 127.0.0.1.
-        cmd = ["gnutls-serv", "--echo", "--quiet", "-p", str(port), "--priority"]
-        cmd += [DEFAULT_PRIORITY, "--rawpkkeyfile", str(tmp_path / "priv.pem")]
+    # gnutls-serv has no bind option: it listens on every interface, so it runs in a namespace
+    # of its own whose only interface is its loopback, and the connection is made there.
+    with loopback_namespace() as ns:
+        cmd = ["ip", "netns", "exec", ns, "gnutls-serv", "--echo", "--quiet", "-p", "5556"]
+        cmd += ["--priority", DEFAULT_PRIORITY, "--rawpkkeyfile", str(tmp_path / "priv.pem")]
         cmd += ["--rawpkfile", str(tmp_path / "pub.pem")]
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         with _reaped(proc):
-            sock = _connect_when_listening(proc, port)
-            if sock is None:
-                continue  # the port was taken meanwhile; try another
+            sock = connect_in_namespace(ns, 5556)
+            assert sock is not None, "gnutls-serv did not start"
             with sock:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 sock.setblocking(False)
@@ -368,8 +358,6 @@ def test_mandos_server_role_against_gnutls_serv(
                     _run(session, sock, got_line)
                     assert reply.data == b"echo me\n"
                     _run(session, sock, session.bye)
-            return
-    pytest.fail("gnutls-serv did not start")
 
 
 def test_mandos_client_role_against_gnutls_cli(credentials: RawKeyCredentials) -> None:
