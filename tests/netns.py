@@ -76,14 +76,16 @@ def _setup_end(ns: str, ll6: str, ipv4: str | None) -> int:
     return int(index)
 
 
-def _kill_ns_processes(ns: str) -> None:
-    """SIGKILL anything still running inside ``ns`` (our own children are reaped elsewhere)."""
+def _delete_namespace(ns: str) -> None:
+    """SIGKILL anything still running inside ``ns`` (our own children are reaped elsewhere),
+    then delete it."""
     done = subprocess.run(
         ["ip", "netns", "pids", ns], capture_output=True, text=True, timeout=30, check=False
     )
     for word in done.stdout.split():
         with contextlib.suppress(ProcessLookupError, ValueError):
             os.kill(int(word), signal.SIGKILL)
+    subprocess.run(["ip", "netns", "delete", ns], capture_output=True, timeout=30, check=False)
 
 
 @contextlib.contextmanager
@@ -124,10 +126,7 @@ def veth_pair_namespaces(
         yield infos[0], infos[1]
     finally:
         for ns in reversed(created):
-            _kill_ns_processes(ns)
-            subprocess.run(
-                ["ip", "netns", "delete", ns], capture_output=True, timeout=30, check=False
-            )
+            _delete_namespace(ns)
 
 
 def run_in_ns(ns: NsInfo | str, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[str]:
@@ -211,8 +210,7 @@ def loopback_namespace(prefix: str = "mlo") -> Iterator[str]:
         _ip("-n", ns, "link", "set", "lo", "up")
         yield ns
     finally:
-        _kill_ns_processes(ns)
-        subprocess.run(["ip", "netns", "delete", ns], capture_output=True, timeout=30, check=False)
+        _delete_namespace(ns)
 
 
 # Run inside the namespace: connect to 127.0.0.1:PORT there and send the socket back (SCM_RIGHTS).
